@@ -1,0 +1,103 @@
+"""rollsafe: default-safe deploys to Google Cloud Run.
+
+The public API is re-exported here. Names load lazily, so importing one part (the start-up
+guard inside a service, say) does not pay for the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "CheckReport": "rollsafe.check",
+    "run_check": "rollsafe.check",
+    "Finding": "rollsafe.findings",
+    "Severity": "rollsafe.findings",
+    "LoadedManifest": "rollsafe.manifest",
+    "ResolvedEnvironment": "rollsafe.manifest",
+    "ResolvedService": "rollsafe.manifest",
+    "load_manifest": "rollsafe.manifest",
+    "manifest_json_schema": "rollsafe.manifest",
+    "ManifestError": "rollsafe.errors",
+    "RollsafeError": "rollsafe.errors",
+    "StoreError": "rollsafe.errors",
+    "StoreUnavailableError": "rollsafe.errors",
+    "UsageError": "rollsafe.errors",
+    "RuleContext": "rollsafe.rules",
+    "RuleFailure": "rollsafe.rules",
+    "estimate_secret_strength": "rollsafe.rules",
+    "run_rules": "rollsafe.rules",
+    "DotenvSecretStore": "rollsafe.stores",
+    "InMemorySecretStore": "rollsafe.stores",
+    "SecretStore": "rollsafe.stores",
+    "SecretValue": "rollsafe.stores",
+    "SecretVersionInfo": "rollsafe.stores",
+    "open_store": "rollsafe.stores",
+}
+
+__all__ = [
+    "CheckReport",
+    "DotenvSecretStore",
+    "Finding",
+    "InMemorySecretStore",
+    "LoadedManifest",
+    "ManifestError",
+    "ResolvedEnvironment",
+    "ResolvedService",
+    "RollsafeError",
+    "RuleContext",
+    "RuleFailure",
+    "SecretStore",
+    "SecretValue",
+    "SecretVersionInfo",
+    "Severity",
+    "StoreError",
+    "StoreUnavailableError",
+    "UsageError",
+    "__version__",
+    "estimate_secret_strength",
+    "load_manifest",
+    "manifest_json_schema",
+    "open_store",
+    "run_check",
+    "run_rules",
+]
+
+if TYPE_CHECKING:
+    from rollsafe.check import CheckReport, run_check
+    from rollsafe.errors import (
+        ManifestError,
+        RollsafeError,
+        StoreError,
+        StoreUnavailableError,
+        UsageError,
+    )
+    from rollsafe.findings import Finding, Severity
+    from rollsafe.manifest import (
+        LoadedManifest,
+        ResolvedEnvironment,
+        ResolvedService,
+        load_manifest,
+        manifest_json_schema,
+    )
+    from rollsafe.rules import RuleContext, RuleFailure, estimate_secret_strength, run_rules
+    from rollsafe.stores import (
+        DotenvSecretStore,
+        InMemorySecretStore,
+        SecretStore,
+        SecretValue,
+        SecretVersionInfo,
+        open_store,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rollsafe' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,208 @@
+"""The manifest contract (version 1) as pydantic models. Field names are the contract."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    Tag,
+    WithJsonSchema,
+)
+
+from rollsafe.rules import RULES, RuleRef, parse_rule
+
+__all__ = [
+    "EnvSpec",
+    "Environment",
+    "HealthCheck",
+    "Manifest",
+    "SecretOverride",
+    "SecretSpec",
+    "Service",
+    "ServiceOverride",
+    "parse_duration",
+]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(raw: object) -> float:
+    """``"2s"``, ``"500ms"``, ``"1m"`` or a number of seconds, as seconds."""
+    if isinstance(raw, bool):
+        raise ValueError("a duration is a number of seconds or a string like '2s' or '500ms'")
+    if isinstance(raw, int | float):
+        seconds = float(raw)
+    elif isinstance(raw, str) and (match := _DURATION.match(raw)):
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    else:
+        raise ValueError("a duration is a number of seconds or a string like '2s' or '500ms'")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+def _scalar_to_str(raw: object) -> object:
+    # YAML reads `true`, `8080` and `1.5` as non-strings; Cloud Run env values are strings
+    if isinstance(raw, bool):
+        return "true" if raw else "false"
+    if isinstance(raw, int | float):
+        return str(raw)
+    return raw
+
+
+def _parse_rule(raw: object) -> RuleRef:
+    if isinstance(raw, RuleRef):
+        return raw
+    return parse_rule(raw)
+
+
+def _rule_schema() -> dict[str, Any]:
+    names = sorted(RULES)
+    return {
+        "anyOf": [
+            {"type": "string", "enum": names},
+            {
+                "type": "object",
+                "minProperties": 1,
+                "maxProperties": 1,
+                "propertyNames": {"enum": names},
+            },
+        ],
+        "description": "A rule: a bare name or {name: argument}. See docs/rules.md.",
+    }
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": _DURATION.pattern},
+            ]
+        }
+    ),
+]
+Scalar = Annotated[
+    str,
+    BeforeValidator(_scalar_to_str),
+    WithJsonSchema({"type": ["string", "number", "boolean"]}),
+]
+Rule = Annotated[
+    RuleRef,
+    PlainValidator(_parse_rule),
+    PlainSerializer(lambda ref: ref.to_json()),
+    WithJsonSchema(_rule_schema()),
+]
+SecretVersion = Annotated[
+    str,
+    BeforeValidator(_scalar_to_str),
+    Field(pattern=r"^(latest|[1-9][0-9]*)$"),
+    WithJsonSchema({"anyOf": [{"const": "latest"}, {"type": "integer", "minimum": 1}]}),
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Environment(_Model):
+    """One deploy target: where it runs, how strictly it is checked, where secrets live."""
+
+    platform: Literal["local", "cloudrun"] = "local"
+    strict: bool = False
+    gcp_project: str | None = None
+    region: str | None = None
+    store: str | None = Field(
+        default=None,
+        description="Secret store: 'dotenv:PATH' (relative to the manifest) or 'secretmanager'.",
+    )
+
+
+class HealthCheck(_Model):
+    """How to tell a revision is healthy."""
+
+    path: str = "/health"
+    expect_status: int = Field(default=200, ge=100, le=599)
+    timeout: Duration = 2.0
+
+
+class EnvSpec(_Model):
+    """A plain value with rules: ``{value: ..., rules: [...]}``."""
+
+    value: Scalar
+    rules: list[Rule] = Field(default_factory=list)
+
+
+def _entry_kind(raw: object) -> str:
+    return "spec" if isinstance(raw, dict | EnvSpec) else "plain"
+
+
+EnvEntry = Annotated[
+    Annotated[Scalar, Tag("plain")] | Annotated[EnvSpec, Tag("spec")],
+    Discriminator(_entry_kind),
+]
+
+
+class SecretSpec(_Model):
+    """A secret reference: ``{secret: NAME, version: latest|N, rules: [...]}``."""
+
+    secret: str = Field(min_length=1)
+    version: SecretVersion = "latest"
+    rules: list[Rule] = Field(default_factory=list)
+
+
+class SecretOverride(_Model):
+    """Per-environment changes to a secret reference; unset fields keep the base."""
+
+    secret: str | None = Field(default=None, min_length=1)
+    version: SecretVersion | None = None
+    rules: list[Rule] | None = None
+
+
+class ServiceOverride(_Model):
+    """Per-environment changes to a service; maps are merged key by key."""
+
+    image: str | None = None
+    command: list[Scalar] | None = None
+    workdir: str | None = None
+    health: HealthCheck | None = None
+    env: dict[str, EnvEntry] = Field(default_factory=dict)
+    secrets: dict[str, SecretOverride] = Field(default_factory=dict)
+
+
+class Service(_Model):
+    """One Cloud Run service: its image (or local command), health check, env and secrets."""
+
+    image: str | None = None
+    command: list[Scalar] | None = None
+    workdir: str | None = None
+    health: HealthCheck = Field(default_factory=HealthCheck)
+    env: dict[str, EnvEntry] = Field(default_factory=dict)
+    secrets: dict[str, SecretSpec] = Field(default_factory=dict)
+    overrides: dict[str, ServiceOverride] = Field(default_factory=dict)
+
+
+class Manifest(_Model):
+    """``rollsafe.yaml``, version 1."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"},
+    )
+
+    version: Literal[1]
+    project: str = Field(min_length=1)
+    environments: dict[str, Environment] = Field(min_length=1)
+    services: dict[str, Service] = Field(default_factory=dict)

@@ -1,0 +1,85 @@
+"""A manifest resolved for one environment: overrides merged, ``{env}`` expanded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rollsafe.rules import RuleRef
+
+__all__ = [
+    "ResolvedEnvironment",
+    "ResolvedSecret",
+    "ResolvedService",
+    "ResolvedVar",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedVar:
+    """A plain environment variable as the service will see it."""
+
+    name: str
+    value: str
+    rules: tuple[RuleRef, ...] = ()
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedSecret:
+    """An environment variable filled from the secret store."""
+
+    name: str
+    secret: str
+    version: str = "latest"
+    rules: tuple[RuleRef, ...] = ()
+    line: int | None = None
+
+    @property
+    def reference(self) -> str:
+        """``secret-name:VERSION``, as ``gcloud run deploy --set-secrets`` takes it."""
+        return f"{self.secret}:{self.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedHealth:
+    """The health check of a service."""
+
+    path: str = "/health"
+    expect_status: int = 200
+    timeout: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedService:
+    """One service in one environment."""
+
+    name: str
+    env_name: str
+    image: str | None
+    command: tuple[str, ...] | None
+    workdir: Path | None
+    health: ResolvedHealth
+    env: dict[str, ResolvedVar] = field(default_factory=dict)
+    secrets: dict[str, ResolvedSecret] = field(default_factory=dict)
+    line: int | None = None
+
+    def plain_values(self) -> dict[str, str]:
+        """Name to value of every plain variable (never secrets)."""
+        return {name: var.value for name, var in self.env.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedEnvironment:
+    """Everything a command needs to act on one environment."""
+
+    name: str
+    project: str
+    platform: str
+    strict: bool
+    gcp_project: str
+    region: str
+    store: str | None
+    manifest_path: Path
+    services: dict[str, ResolvedService] = field(default_factory=dict)
+    line: int | None = None

@@ -1,0 +1,81 @@
+"""Shared fixtures: manifests written to tmp_path, canary secret values."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+
+# Strong random-looking values that must never appear in any output.
+CANARY_STRONG = "Cn4ryQ7vX2mK9pL4sT8wZ3bF6hJ1dR5yN0cV7gB2eU9kW4q"
+CANARY_JWT = "Jw7Canary_k3Z9xQ2mV8pL5sT1wB6hF4dR0yN7cG3eU8kW2qA9jX5zP1vM6"
+
+
+def write_file(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def write(tmp_path: Path) -> Callable[[str, str], Path]:
+    """write(name, text) -> path, dedenting text."""
+
+    def _write(name: str, text: str) -> Path:
+        return write_file(tmp_path, name, text)
+
+    return _write
+
+
+BASIC_MANIFEST = """
+version: 1
+project: netra
+environments:
+  dev:        {platform: local, strict: false, store: "dotenv:dev.env"}
+  staging:    {platform: cloudrun, gcp_project: netra-staging, region: us-central1, strict: true, store: "dotenv:staging.env"}
+services:
+  backend:
+    image: us-docker.pkg.dev/netra/app/backend:1.4.2
+    command: [python, -m, uvicorn, app:app, --port, "${PORT}"]
+    workdir: app
+    health: {path: /health, expect_status: 200, timeout: 2s}
+    env:
+      ENVIRONMENT: "{env}"
+      FRONTEND_URL: "https://app.{env}.example.com"
+      OAUTH_REDIRECT_URI:
+        value: "https://app.{env}.example.com/auth/callback"
+        rules: [{same_origin: FRONTEND_URL}]
+    secrets:
+      SERVICE_SECRET: {secret: "service-secret-{env}", rules: [machine_secret]}
+      JWT_SECRET_KEY: {secret: "jwt-secret-key-{env}", rules: [{jwt_hmac: HS256}]}
+      SECRET_KEY:     {secret: "secret-key-{env}", version: latest}
+    overrides:
+      dev: {env: {FRONTEND_URL: "http://localhost:3000", OAUTH_REDIRECT_URI: "http://localhost:3000/cb"}}
+"""
+
+
+@pytest.fixture
+def basic_manifest(write: Callable[[str, str], Path]) -> Path:
+    """A valid manifest with a good dev store and a good staging store (canary values)."""
+    write(
+        "dev.env",
+        f"""
+        service-secret-dev={CANARY_STRONG}
+        jwt-secret-key-dev={CANARY_JWT}
+        secret-key-dev={CANARY_STRONG}x
+        """,
+    )
+    write(
+        "staging.env",
+        f"""
+        service-secret-staging={CANARY_STRONG}s
+        jwt-secret-key-staging={CANARY_JWT}s
+        secret-key-staging={CANARY_STRONG}k
+        """,
+    )
+    return write("rollsafe.yaml", BASIC_MANIFEST)
