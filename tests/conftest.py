@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from rollsafe.emulator.server import start_emulator, stop_emulator
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -79,3 +82,30 @@ def basic_manifest(write: Callable[[str, str], Path]) -> Path:
         """,
     )
     return write("rollsafe.yaml", BASIC_MANIFEST)
+
+
+# -- one real emulator process for the whole session (emulator, adapters, deploys) --
+
+_projects = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def emulator_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("emulator-state")
+
+
+@pytest.fixture(scope="session")
+def emulator(emulator_dir: Path) -> Iterator[str]:
+    """The endpoint (``http://127.0.0.1:PORT``) of a running emulator."""
+    status = start_emulator(emulator_dir)
+    assert status.endpoint is not None
+    try:
+        yield status.endpoint
+    finally:
+        stop_emulator(emulator_dir)
+
+
+@pytest.fixture
+def project() -> str:
+    """A project id of its own for each test, so tests do not see each other's resources."""
+    return f"test-project-{next(_projects)}"

@@ -16,28 +16,43 @@ from rollsafe.stores import (
     SecretValue,
     VersionNotFoundError,
     VersionState,
+    VersionUnavailableError,
     open_store,
 )
+from rollsafe.stores.secretmanager import SecretManagerStore
 
 CANARY = "Zq8Canary4Lm2Xv7Rt1Np9Ks3Wb6Hd0Yf5"
 
-StoreFactory = Callable[[dict[str, str]], SecretStore]
+StoreFactory = Callable[[dict[str, str], pytest.FixtureRequest], SecretStore]
 
 
-def _memory(secrets: dict[str, str], tmp_path: Path) -> SecretStore:
+def _memory(secrets: dict[str, str], request: pytest.FixtureRequest) -> SecretStore:
     return InMemorySecretStore(dict(secrets))
 
 
-def _dotenv(secrets: dict[str, str], tmp_path: Path) -> SecretStore:
-    path = tmp_path / "store.env"
+def _dotenv(secrets: dict[str, str], request: pytest.FixtureRequest) -> SecretStore:
+    path = request.getfixturevalue("tmp_path") / "store.env"
     path.write_text("".join(f"{k}={v}\n" for k, v in secrets.items()))
     return DotenvSecretStore(path)
 
 
-@pytest.fixture(params=[_memory, _dotenv], ids=["memory", "dotenv"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SecretStore]:
+def _secretmanager(secrets: dict[str, str], request: pytest.FixtureRequest) -> SecretStore:
+    """Secret Manager of the emulator, a fresh project per test, filled through the adapter."""
+    store = SecretManagerStore(
+        request.getfixturevalue("project"), endpoint=request.getfixturevalue("emulator")
+    )
+    for name, value in secrets.items():
+        store.create_secret(name)
+        store.add_version(name, value)
+    return store
+
+
+@pytest.fixture(
+    params=[_memory, _dotenv, _secretmanager], ids=["memory", "dotenv", "secretmanager"]
+)
+def store(request: pytest.FixtureRequest) -> Iterator[SecretStore]:
     factory = request.param
-    with factory({"alpha": CANARY, "beta": "second-value"}, tmp_path) as opened:
+    with factory({"alpha": CANARY, "beta": "second-value"}, request) as opened:
         yield opened
 
 
@@ -74,6 +89,62 @@ def test_missing_secret(store: SecretStore) -> None:
 def test_missing_version(store: SecretStore) -> None:
     with pytest.raises(VersionNotFoundError):
         store.access("alpha", "7")
+
+
+WritableStore = InMemorySecretStore | SecretManagerStore
+
+
+@pytest.fixture(params=["memory", "secretmanager"])
+def writable(request: pytest.FixtureRequest) -> Iterator[WritableStore]:
+    """A store that also writes, empty: the in-memory twin and Secret Manager behave alike."""
+    opened: WritableStore
+    if request.param == "memory":
+        opened = InMemorySecretStore()
+    else:
+        opened = SecretManagerStore(
+            request.getfixturevalue("project"), endpoint=request.getfixturevalue("emulator")
+        )
+    with opened:
+        yield opened
+
+
+def test_add_version_numbers_and_lists_oldest_first(writable: WritableStore) -> None:
+    writable.create_secret("s")
+    assert writable.list_versions("s") == []
+    assert [writable.add_version("s", v) for v in ("one", "two", "three")] == [1, 2, 3]
+    versions = writable.list_versions("s")
+    assert [v.version for v in versions] == [1, 2, 3]
+    assert versions[0].create_time <= versions[2].create_time
+    assert writable.access("s").reveal() == "three"
+    assert writable.access("s", "2").reveal() == "two"
+    writable.create_secret("s")  # exists: no-op
+    assert writable.add_version("new", "made") == 1  # creates the secret
+    assert writable.list_secrets() == ["new", "s"]
+
+
+def test_disabled_latest_does_not_fall_back(writable: WritableStore) -> None:
+    writable.add_version("s", "old-value")
+    writable.add_version("s", CANARY)
+    writable.set_state("s", 2, VersionState.DISABLED)
+    with pytest.raises(VersionUnavailableError, match="disabled") as info:
+        writable.access("s")
+    assert info.value.state is VersionState.DISABLED
+    assert CANARY not in str(info.value)
+    assert writable.access("s", "1").reveal() == "old-value"
+    writable.set_state("s", 2, VersionState.ENABLED)
+    assert writable.access("s").reveal() == CANARY
+
+
+def test_destroyed_version_stays_listed_without_value(writable: WritableStore) -> None:
+    writable.add_version("s", CANARY)
+    writable.add_version("s", "kept")
+    writable.set_state("s", 1, VersionState.DESTROYED)
+    states = [(v.version, v.state) for v in writable.list_versions("s")]
+    assert states == [(1, VersionState.DESTROYED), (2, VersionState.ENABLED)]
+    with pytest.raises(VersionUnavailableError, match="destroyed") as info:
+        writable.access("s", "1")
+    assert info.value.state is VersionState.DESTROYED
+    assert CANARY not in str(info.value)
 
 
 def test_memory_store_follows_secret_manager_latest() -> None:

@@ -1,4 +1,10 @@
-"""Secret stores behind one small interface."""
+"""Secret stores behind one small interface.
+
+``SecretManagerStore`` loads on first use: importing ``rollsafe.stores`` (as the start-up
+guard inside a service does) must not import the google-cloud packages.
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from rollsafe.stores._spec import open_store
 from rollsafe.stores.base import (
@@ -17,6 +23,7 @@ from rollsafe.stores.memory import InMemorySecretStore
 __all__ = [
     "DotenvSecretStore",
     "InMemorySecretStore",
+    "SecretManagerStore",
     "SecretNotFoundError",
     "SecretStore",
     "SecretValue",
@@ -27,3 +34,14 @@ __all__ = [
     "latest_version",
     "open_store",
 ]
+
+if TYPE_CHECKING:
+    from rollsafe.stores.secretmanager import SecretManagerStore
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SecretManagerStore":
+        from rollsafe.stores.secretmanager import SecretManagerStore
+
+        return SecretManagerStore
+    raise AttributeError(f"module 'rollsafe.stores' has no attribute {name!r}")

@@ -9,7 +9,7 @@ from rollsafe.stores.base import SecretStore
 
 __all__ = ["open_store"]
 
-_KINDS = "dotenv:PATH, memory"
+_KINDS = "dotenv:PATH, memory, secretmanager:PROJECT[@ENDPOINT]"
 
 
 def open_store(spec: str, *, base_dir: Path | None = None) -> SecretStore:
@@ -32,4 +32,15 @@ def open_store(spec: str, *, base_dir: Path | None = None) -> SecretStore:
         from rollsafe.stores.memory import InMemorySecretStore
 
         return InMemorySecretStore()
+    if kind == "secretmanager":
+        # `secretmanager:PROJECT` is Google's; `...@http://127.0.0.1:PORT` an emulator's
+        project, _, endpoint = arg.partition("@")
+        if not project:
+            raise UsageError(
+                "store 'secretmanager:' needs a project",
+                hint="write secretmanager:PROJECT or secretmanager:PROJECT@http://127.0.0.1:PORT",
+            )
+        from rollsafe.stores.secretmanager import SecretManagerStore
+
+        return SecretManagerStore(project, endpoint=endpoint or None)
     raise UsageError(f"unknown secret store '{spec}'", hint=f"store specs: {_KINDS}")

@@ -1,0 +1,1 @@
+"""A local emulator of Cloud Run, Secret Manager and Cloud Logging, on loopback."""

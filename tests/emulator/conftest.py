@@ -1,0 +1,1 @@
+"""The emulator fixtures (`emulator`, `emulator_dir`, `project`) live in tests/conftest.py."""
