@@ -52,6 +52,7 @@ def _commands(path: Path) -> list[list[str]]:
         for fmt in ("text", "json", "sarif", "github"):
             commands.append(["check", "-f", str(path), "--env", env, "--format", fmt])
         commands.append(["secrets-string", "-f", str(path), "--env", env, "-s", "api"])
+        commands.append(["contract", "-f", str(path), "--env", env, "--service", "api"])
         commands.append(["secrets-string", "-f", str(path), "--env", env, "-s", "api", "--resolve"])
     commands.append(["schema"])
     return commands
@@ -66,7 +67,7 @@ def test_no_canary_in_any_output(manifest: Path) -> None:
         for canary in CANARIES:
             assert canary not in text, (args, canary)
         ran += 1
-    assert ran == 13
+    assert ran == 15
 
 
 def test_findings_were_really_produced(manifest: Path) -> None:

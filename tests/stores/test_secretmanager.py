@@ -138,7 +138,7 @@ def test_close_is_idempotent(emulator: str, project: str) -> None:
 
 def test_importing_stores_imports_no_google_package() -> None:
     code = (
-        "import sys, rollsafe.stores, rollsafe.stores.secretmanager;"
+        "import sys, rollsafe.stores, rollsafe.stores.secretmanager, rollsafe.startup;"
         "from rollsafe.stores import SecretManagerStore;"
         "print([m for m in sys.modules if m.split('.')[0] in ('google', 'grpc', 'proto')])"
     )

@@ -127,3 +127,27 @@ def schema(
     else:
         output.write_text(text + "\n", encoding="utf-8")
         err.print(f"wrote {output}")
+
+
+@app.command()
+@guarded
+def contract(
+    env: EnvOpt,
+    service: Annotated[str, typer.Option("--service", "-s", help="The service.")],
+    file: ManifestOpt = Path("rollsafe.yaml"),
+) -> None:
+    """Print a service's start-up contract: its rules for one environment, as one JSON line.
+
+    No values, only which variables exist, plain or secret, and their rules. Set it as
+    ROLLSAFE_CONTRACT in the service (rollsafe deploy does) and the start-up guard needs
+    no manifest file.
+
+    Example: rollsafe contract --env staging --service backend
+    """
+    from rollsafe.check import select_services
+    from rollsafe.manifest import load_manifest
+    from rollsafe.startup.contract import contract_from_service
+
+    resolved = load_manifest(file).resolve(env)
+    (name,) = select_services(resolved, [service])
+    sys.stdout.write(contract_from_service(resolved, name).to_json() + "\n")

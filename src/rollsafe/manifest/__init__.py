@@ -5,6 +5,7 @@ from rollsafe.manifest.models import Manifest
 from rollsafe.manifest.resolved import (
     ResolvedEnvironment,
     ResolvedHealth,
+    ResolvedJwtSecret,
     ResolvedSecret,
     ResolvedService,
     ResolvedVar,
@@ -17,6 +18,7 @@ __all__ = [
     "Manifest",
     "ResolvedEnvironment",
     "ResolvedHealth",
+    "ResolvedJwtSecret",
     "ResolvedSecret",
     "ResolvedService",
     "ResolvedVar",

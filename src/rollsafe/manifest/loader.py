@@ -18,6 +18,7 @@ from rollsafe.manifest.models import EnvSpec, Manifest, Service
 from rollsafe.manifest.resolved import (
     ResolvedEnvironment,
     ResolvedHealth,
+    ResolvedJwtSecret,
     ResolvedSecret,
     ResolvedService,
     ResolvedVar,
@@ -107,6 +108,8 @@ class LoadedManifest:
             for key, ref in svc.secrets.items()
         }
         image, command, workdir, health = svc.image, svc.command, svc.workdir, svc.health
+        jwt = svc.jwt_secret
+        jwt_path: tuple[str, ...] = (*base, "jwt_secret")
         if override is not None:
             for key, entry in override.env.items():
                 previous = env_vars.get(key)
@@ -138,6 +141,8 @@ class LoadedManifest:
             command = override.command or command
             workdir = override.workdir or workdir
             health = override.health or health
+            if override.jwt_secret is not None:
+                jwt, jwt_path = override.jwt_secret, (*over, "jwt_secret")
         # `differs_from: dev` declared for every environment means nothing in dev itself
         env_vars = {k: _drop_self(v, env) for k, v in env_vars.items()}
         secrets = {k: _drop_self(v, env) for k, v in secrets.items()}
@@ -158,6 +163,13 @@ class LoadedManifest:
             env=env_vars,
             secrets=secrets,
             line=self.lines.line_of(base),
+            jwt_secret=None
+            if jwt is None
+            else ResolvedJwtSecret(
+                names=tuple(_expand_name(n, env) for n in jwt.names),
+                algorithm=jwt.algorithm,
+                line=self.lines.line_of(jwt_path),
+            ),
         )
 
 
@@ -168,6 +180,11 @@ def _drop_self(item: _Item, env: str) -> _Item:
 
 def _expand(text: str | None, env: str) -> str | None:
     return None if text is None else text.replace("{env}", env)
+
+
+def _expand_name(template: str, env: str) -> str:
+    """A variable name: ``{ENV}`` is the environment upper-cased (``-`` as ``_``)."""
+    return template.replace("{ENV}", env.upper().replace("-", "_")).replace("{env}", env)
 
 
 def _var(
@@ -349,3 +366,31 @@ def _reference_problems(
                     key_path=format_key_path(("services", name, "secrets", key, "secret")),
                     hint="use up to 255 letters, digits, hyphens and underscores",
                 )
+    yield from _jwt_secret_problems(loaded, name, resolved, keys, env)
+
+
+def _jwt_secret_problems(
+    loaded: LoadedManifest, name: str, resolved: ResolvedService, keys: set[str], env: str
+) -> Iterator[ManifestError]:
+    jwt = resolved.jwt_secret
+    if jwt is None:
+        return
+    path = format_key_path(("services", name, "jwt_secret", "names"))
+    for var in jwt.names:
+        if not _ENV_VAR.match(var):
+            yield ManifestError(
+                f"jwt_secret name '{var}' is not a valid environment variable name",
+                file=str(loaded.path),
+                line=jwt.line,
+                key_path=path,
+                hint="use letters, digits and underscores; {ENV} expands to the environment",
+            )
+    if not keys & set(jwt.names):
+        yield ManifestError(
+            f"jwt_secret names {', '.join(jwt.names)}, none of which service '{name}' "
+            f"declares in environment '{env}'",
+            file=str(loaded.path),
+            line=jwt.line,
+            key_path=path,
+            hint="map the JWT signing secret under secrets: with one of these names",
+        )

@@ -23,6 +23,7 @@ __all__ = [
     "EnvSpec",
     "Environment",
     "HealthCheck",
+    "JwtSecretConfig",
     "Manifest",
     "SecretOverride",
     "SecretSpec",
@@ -144,6 +145,17 @@ class EnvSpec(_Model):
     rules: list[Rule] = Field(default_factory=list)
 
 
+class JwtSecretConfig(_Model):
+    """Where the JWT signing secret may be: variable names tried in order, and its algorithm.
+
+    ``{env}`` expands to the environment name and ``{ENV}`` to it upper-cased (``-`` as
+    ``_``), so ``JWT_SECRET_{ENV}`` is ``JWT_SECRET_STAGING`` in staging.
+    """
+
+    names: list[str] = Field(min_length=1)
+    algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+
+
 def _entry_kind(raw: object) -> str:
     return "spec" if isinstance(raw, dict | EnvSpec) else "plain"
 
@@ -179,6 +191,7 @@ class ServiceOverride(_Model):
     health: HealthCheck | None = None
     env: dict[str, EnvEntry] = Field(default_factory=dict)
     secrets: dict[str, SecretOverride] = Field(default_factory=dict)
+    jwt_secret: JwtSecretConfig | None = None
 
 
 class Service(_Model):
@@ -190,6 +203,7 @@ class Service(_Model):
     health: HealthCheck = Field(default_factory=HealthCheck)
     env: dict[str, EnvEntry] = Field(default_factory=dict)
     secrets: dict[str, SecretSpec] = Field(default_factory=dict)
+    jwt_secret: JwtSecretConfig | None = None
     overrides: dict[str, ServiceOverride] = Field(default_factory=dict)
 
 

@@ -9,6 +9,7 @@ from rollsafe.rules import RuleRef
 
 __all__ = [
     "ResolvedEnvironment",
+    "ResolvedJwtSecret",
     "ResolvedSecret",
     "ResolvedService",
     "ResolvedVar",
@@ -51,6 +52,15 @@ class ResolvedHealth:
 
 
 @dataclass(frozen=True, slots=True)
+class ResolvedJwtSecret:
+    """Where the service's JWT signing secret may be (names expanded), in order."""
+
+    names: tuple[str, ...]
+    algorithm: str = "HS256"
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ResolvedService:
     """One service in one environment."""
 
@@ -63,6 +73,7 @@ class ResolvedService:
     env: dict[str, ResolvedVar] = field(default_factory=dict)
     secrets: dict[str, ResolvedSecret] = field(default_factory=dict)
     line: int | None = None
+    jwt_secret: ResolvedJwtSecret | None = None
 
     def plain_values(self) -> dict[str, str]:
         """Name to value of every plain variable (never secrets)."""

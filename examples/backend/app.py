@@ -1,0 +1,140 @@
+"""The example backend: a small FastAPI service guarded by rollsafe at start-up.
+
+Run it (from this folder) with the rules of examples/rollsafe.yaml:
+
+    ROLLSAFE_MANIFEST=../rollsafe.yaml ROLLSAFE_SERVICE=backend ROLLSAFE_ENV=dev \\
+    SERVICE_SECRET=... JWT_SECRET_KEY=... SECRET_KEY=... FRONTEND_URL=... \\
+    OAUTH_REDIRECT_URI=... python -m uvicorn app:app --host 127.0.0.1 --port 8080
+
+`rollsafe deploy` sets ROLLSAFE_CONTRACT instead, so the image needs no manifest.
+
+Routes:
+- GET /health, /ready: the guard's (200 healthy / 503 with the failed checks).
+- GET /auth/callback?code=...&next=/path: the OAuth callback. It refuses a `next` that
+  leaves the FRONTEND_URL origin, signs a session token (HS256, the resolved JWT secret)
+  and redirects to the frontend with it in an HttpOnly cookie.
+- GET /api/me: the caller, from a JWT (Authorization: Bearer, or the session cookie)
+  verified with PyJWT and the resolved secret.
+- GET /api/fingerprint: the first 8 hex characters of SHA-256(SERVICE_SECRET), so a deploy
+  can tell which secret version a revision runs with. Never the value.
+
+BACKEND_FAIL_HEALTH=1 makes /health answer 503 after a good start: a revision that starts
+but is broken, for the deploy's verification and rollback to catch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import jwt
+from fastapi import Cookie, FastAPI, Header, HTTPException, Query
+from fastapi.responses import RedirectResponse
+
+from rollsafe.startup import StartupCheckError, StartupGuard
+
+SESSION_COOKIE = "session"
+TOKEN_LIFETIME = 3600
+
+guard = StartupGuard.from_env()
+app = FastAPI(title="netra backend", version="1.4.2")
+guard.install(app)
+
+
+@guard.health_check
+def revision() -> dict[str, Any]:
+    """The deploy's stand-in for a revision that starts fine and then breaks."""
+    if os.environ.get("BACKEND_FAIL_HEALTH") == "1":
+        raise StartupCheckError(
+            "BACKEND_FAIL_HEALTH=1: this revision is broken on purpose",
+            key="BACKEND_FAIL_HEALTH",
+            rule="health",
+            hint="unset BACKEND_FAIL_HEALTH",
+        )
+    return {"fingerprint": _fingerprint(), "environment": os.environ.get("ENVIRONMENT", "")}
+
+
+def _fingerprint() -> str:
+    secret = os.environ.get("SERVICE_SECRET", "")
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()[:8]
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port
+
+
+def _frontend() -> str:
+    return os.environ["FRONTEND_URL"].rstrip("/")
+
+
+def _same_origin_path(url: str, frontend: str) -> str | None:
+    """The path (and query) of ``url`` if it stays on the frontend's origin, else None."""
+    if "\\" in url or any(ord(c) < 32 for c in url):
+        return None
+    parts = urlsplit(url)
+    if parts.scheme or parts.netloc:
+        if _origin(url) != _origin(frontend):
+            return None
+    elif not url.startswith("/"):
+        return None
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+@app.get("/api/fingerprint")
+def fingerprint() -> dict[str, str]:
+    return {"key": "SERVICE_SECRET", "sha256_8": _fingerprint()}
+
+
+@app.get("/auth/callback")
+def oauth_callback(
+    code: Annotated[str, Query(min_length=1, max_length=512)],
+    next_path: Annotated[str, Query(alias="next")] = "/",
+) -> RedirectResponse:
+    """Finish a login: stays on the frontend's origin, whatever `next` says."""
+    frontend = _frontend()
+    redirect_uri = os.environ["OAUTH_REDIRECT_URI"]
+    if _origin(redirect_uri) != _origin(frontend):  # the guard already refused this at start
+        raise HTTPException(500, "OAUTH_REDIRECT_URI is not on the FRONTEND_URL origin")
+    target = _same_origin_path(next_path, frontend)
+    if target is None:
+        raise HTTPException(400, "next must stay on the frontend's origin")
+    key = guard.jwt_secret()
+    now = int(time.time())
+    subject = "oauth:" + hashlib.sha256(code.encode("utf-8")).hexdigest()[:12]
+    claims = {"sub": subject, "iat": now, "exp": now + TOKEN_LIFETIME, "aud": frontend}
+    token = jwt.encode(claims, key.reveal(), algorithm=key.algorithm)
+    response = RedirectResponse(frontend + target, status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=TOKEN_LIFETIME,
+        httponly=True,
+        secure=frontend.startswith("https://"),
+        samesite="lax",
+    )
+    return response
+
+
+@app.get("/api/me")
+def me(
+    authorization: Annotated[str | None, Header()] = None,
+    session: Annotated[str | None, Cookie(alias=SESSION_COOKIE)] = None,
+) -> dict[str, Any]:
+    """The caller, from a token signed with the service's JWT secret."""
+    token = session
+    if authorization and authorization.lower().startswith("bearer "):
+        token = authorization[7:].strip()
+    if not token:
+        raise HTTPException(401, "missing token", headers={"WWW-Authenticate": "Bearer"})
+    key = guard.jwt_secret()
+    try:
+        claims = jwt.decode(token, key.reveal(), algorithms=[key.algorithm], audience=_frontend())
+    except jwt.InvalidTokenError as exc:
+        raise HTTPException(
+            401, f"invalid token: {type(exc).__name__}", headers={"WWW-Authenticate": "Bearer"}
+        ) from None
+    return {"sub": claims["sub"], "exp": claims["exp"], "signed_with": key.name}
