@@ -11,7 +11,7 @@ from rollsafe.check.resolve import ACCESS_WORKERS, ResolvedReference, resolve_re
 from rollsafe.errors import StoreError, UsageError
 from rollsafe.findings import Finding, Severity
 from rollsafe.manifest import ResolvedEnvironment, ResolvedService
-from rollsafe.rules import RULES, RuleContext, RuleFailure, RuleRef, run_rules
+from rollsafe.rules import RULES, RuleContext, RuleFailure, RuleRef, merge_failures, run_rules
 from rollsafe.stores import SecretStore, SecretValue, SecretVersionInfo, VersionUnavailableError
 
 __all__ = ["OtherEnvHashes", "run_check", "select_services"]
@@ -90,7 +90,7 @@ class _Checker:
                 )
                 continue
             ctx = self._context(svc, var.name, plain, var.rules, is_secret=False)
-            for failure in _merge(run_rules(var.value, var.rules, ctx)):
+            for failure in merge_failures(run_rules(var.value, var.rules, ctx)):
                 self.add_failure(svc, var.name, failure, source, var.line)
             self.report.stats.rules_run += len(var.rules)
         for sec in svc.secrets.values():
@@ -118,7 +118,7 @@ class _Checker:
                 )
                 continue
             failures = self._secret_failures(svc, sec.name, res.info, value, sec.rules, plain)
-            for failure in _merge(failures):
+            for failure in merge_failures(failures):
                 self.add_failure(svc, sec.name, failure, source, sec.line)
 
     def _secret_failures(
@@ -188,21 +188,6 @@ class _Checker:
         severity = self.severity(required=required)
         finding = Finding(svc.name, key, rule, severity, message, hint, source, line)
         self.report.findings.append(finding)
-
-
-def _merge(failures: list[RuleFailure]) -> list[RuleFailure]:
-    """One failure per rule: a rule's several reasons read better as one finding."""
-    by_rule: dict[str, list[RuleFailure]] = {}
-    for failure in failures:
-        by_rule.setdefault(failure.rule, []).append(failure)
-    merged = []
-    for rule, group in by_rule.items():
-        messages = list(dict.fromkeys(f.message for f in group))
-        hint = next((f.hint for f in group if f.hint), "")
-        merged.append(RuleFailure(rule, "; ".join(messages), hint))
-    # machine_secret already says "looks like a placeholder"; the default rule need not repeat it
-    said = " ".join(f.message for f in merged if f.rule != "not_placeholder")
-    return [f for f in merged if f.rule != "not_placeholder" or f.message not in said]
 
 
 def run_check(

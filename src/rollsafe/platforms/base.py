@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import TracebackType
-from typing import Self
 
+from rollsafe._adapter import Adapter
 from rollsafe.errors import RollsafeError
 
 __all__ = [
@@ -119,7 +118,7 @@ class ServiceInfo:
         return next((t.url for t in self.traffic if t.tag == tag), None)
 
 
-class Platform(ABC):
+class Platform(Adapter):
     """A deploy target (Cloud Run, the emulator, or the in-memory twin)."""
 
     description: str = "platform"
@@ -143,17 +142,3 @@ class Platform(ABC):
         self, service: str, split: dict[str, int], tags: dict[str, str] | None = None
     ) -> ServiceInfo:
         """Route ``split`` (revision -> percent, summing to 100) and exactly ``tags``."""
-
-    def close(self) -> None:  # noqa: B027 - adapters without connections need not override it
-        """Release connections. Safe to call twice."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -14,6 +14,7 @@ __all__ = [
     "RuleRef",
     "RuleSpec",
     "RuleSyntaxError",
+    "merge_failures",
     "parse_rule",
     "register",
     "run_rules",
@@ -134,3 +135,21 @@ def run_rules(value: str, rules: Iterable[RuleRef], ctx: RuleContext) -> list[Ru
     for ref in rules:
         failures.extend(RULES[ref.name].func(value, ref.arg, ctx))
     return failures
+
+
+def merge_failures(failures: list[RuleFailure]) -> list[RuleFailure]:
+    """One failure per rule (a rule's several reasons read better as one), in order.
+
+    ``machine_secret`` already says "looks like a placeholder"; the default
+    ``not_placeholder`` rule need not say it again.
+    """
+    by_rule: dict[str, list[RuleFailure]] = {}
+    for failure in failures:
+        by_rule.setdefault(failure.rule, []).append(failure)
+    merged = []
+    for rule, group in by_rule.items():
+        messages = list(dict.fromkeys(f.message for f in group))
+        hint = next((f.hint for f in group if f.hint), "")
+        merged.append(RuleFailure(rule, "; ".join(messages), hint))
+    said = " ".join(f.message for f in merged if f.rule != "not_placeholder")
+    return [f for f in merged if f.rule != "not_placeholder" or f.message not in said]

@@ -14,7 +14,7 @@ from typing import Literal
 
 from rollsafe.errors import UsageError
 from rollsafe.findings import Severity
-from rollsafe.rules import RULES, RuleContext, RuleFailure, RuleRef, run_rules
+from rollsafe.rules import RULES, RuleContext, RuleRef, merge_failures, run_rules
 from rollsafe.startup.contract import ContractKey, ServiceContract
 from rollsafe.startup.report import StartupProblem
 from rollsafe.startup.signing import JwtSecret, JwtSecretError, resolve_jwt_secret
@@ -83,7 +83,7 @@ def check_config(contract: ServiceContract, environ: Mapping[str, str]) -> list[
             is_secret=key.kind == "secret",
             values=plain,
         )
-        for failure in _merge(run_rules(value, runtime_rules(key.rules), ctx)):
+        for failure in merge_failures(run_rules(value, runtime_rules(key.rules), ctx)):
             required = failure.rule == "required"  # a missing value blocks everywhere
             severity = Severity.ERROR if required or contract.strict else Severity.WARNING
             problems.append(
@@ -115,21 +115,6 @@ def _missing(contract: ServiceContract, key: ContractKey, value: str | None) -> 
         hint=hint,
         source="env",
     )
-
-
-def _merge(failures: list[RuleFailure]) -> list[RuleFailure]:
-    """One failure per rule, as ``rollsafe check`` reports them."""
-    by_rule: dict[str, list[RuleFailure]] = {}
-    for failure in failures:
-        by_rule.setdefault(failure.rule, []).append(failure)
-    merged = []
-    for rule, group in by_rule.items():
-        messages = list(dict.fromkeys(f.message for f in group))
-        hint = next((f.hint for f in group if f.hint), "")
-        merged.append(RuleFailure(rule, "; ".join(messages), hint))
-    # machine_secret already says "looks like a placeholder"; the default rule need not repeat it
-    said = " ".join(f.message for f in merged if f.rule != "not_placeholder")
-    return [f for f in merged if f.rule != "not_placeholder" or f.message not in said]
 
 
 def check_jwt_secret(

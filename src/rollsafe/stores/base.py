@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
-from typing import Self
 
+from rollsafe._adapter import Adapter
 from rollsafe.errors import StoreError
 
 __all__ = [
@@ -114,7 +113,7 @@ def latest_version(versions: list[SecretVersionInfo]) -> SecretVersionInfo | Non
     return max(versions, key=lambda v: v.version, default=None)
 
 
-class SecretStore(ABC):
+class SecretStore(Adapter):
     """A place secrets live. Adapters: in-memory, dotenv file, Secret Manager.
 
     Implementations raise ``SecretNotFoundError``, ``VersionNotFoundError``,
@@ -135,17 +134,3 @@ class SecretStore(ABC):
     @abstractmethod
     def access(self, secret: str, version: str = "latest") -> SecretValue:
         """The payload of one version (``latest`` or a number)."""
-
-    def close(self) -> None:  # noqa: B027 - adapters without connections need not override it
-        """Release connections. Safe to call twice."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
