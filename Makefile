@@ -24,16 +24,15 @@ lint: install
 test: lint
 	$(BIN)/pytest -q
 
-# Until the deploy pipeline exists, the demo is the incident's check: it must find the
-# causes, so exit 1 (findings block) is the expected result and anything else fails.
+# The main job: the staging incident played on the local emulator (see README).
 demo: install
-	@$(BIN)/rollsafe check -f examples/incident/rollsafe.yaml --env staging \
-		--store dotenv:examples/incident/staging.env; \
-	code=$$?; if [ $$code -ne 1 ]; then echo "demo: expected exit 1, got $$code"; exit 1; fi; \
-	echo "demo: the deploy would have been refused (exit 1); every cause found before it."
+	$(BIN)/rollsafe demo
 
 bench: install
 	$(BIN)/python benchmarks/check_scale.py
+	$(BIN)/python benchmarks/rules_speed.py
+	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/rollback.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from rollsafe.cli import _check, _emulator  # noqa: F401 - registers the commands
+from rollsafe.cli import _check, _deploy, _emulator  # noqa: F401 - registers the commands
 from rollsafe.cli._common import app, guarded, print_error
 from rollsafe.errors import RollsafeError
 

@@ -48,6 +48,13 @@ CREATE TABLE IF NOT EXISTS processes (
 _STARTED: dict[int, subprocess.Popen[bytes]] = {}
 
 
+def _reap_finished() -> None:
+    """Forget started emulators that died some other way (killed outright, crashed)."""
+    for pid, process in list(_STARTED.items()):
+        if process.poll() is not None:
+            del _STARTED[pid]
+
+
 class EmulatorError(RollsafeError):
     """The emulator could not be started, reached or stopped."""
 
@@ -117,6 +124,7 @@ def _answers(endpoint: str, timeout: float = 1.0) -> bool:
 
 def emulator_status(state_dir: Path) -> EmulatorStatus:
     """Read ``emulator.json`` and check that the process lives and answers."""
+    _reap_finished()
     data = _read_run_file(state_dir)
     if not data:
         return EmulatorStatus(False, None, None, state_dir)

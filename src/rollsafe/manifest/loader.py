@@ -85,6 +85,7 @@ class LoadedManifest:
             manifest_path=self.path,
             services=services,
             line=self.lines.line_of(("environments", env)),
+            watch=spec.watch if spec.watch is not None else (30.0 if spec.strict else 0.0),
         )
 
     def _services(self) -> Iterator[tuple[str, Service]]:
@@ -159,6 +160,11 @@ class LoadedManifest:
                 path=_expand(health.path, env) or "/health",
                 expect_status=health.expect_status,
                 timeout=health.timeout,
+                expect_json=dict(health.expect_json),
+                max_latency=health.max_latency,
+                consecutive=health.consecutive,
+                interval=health.interval,
+                verify_timeout=health.verify_timeout,
             ),
             env=env_vars,
             secrets=secrets,

@@ -128,6 +128,11 @@ class Environment(_Model):
         default=None,
         description="Secret store: 'dotenv:PATH' (relative to the manifest) or 'secretmanager'.",
     )
+    watch: Duration | None = Field(
+        default=None,
+        description="How long a deploy watches the service after the shift (default: 30s in "
+        "strict environments, 0 elsewhere).",
+    )
 
 
 class HealthCheck(_Model):
@@ -136,6 +141,14 @@ class HealthCheck(_Model):
     path: str = "/health"
     expect_status: int = Field(default=200, ge=100, le=599)
     timeout: Duration = 2.0
+    expect_json: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Fields the JSON body must have, by dotted path: {status: healthy}.",
+    )
+    max_latency: Duration | None = Field(default=None, description="Slower answers fail.")
+    consecutive: int = Field(default=3, ge=1, le=100, description="Passes needed in a row.")
+    interval: Duration = Field(default=0.5, description="Pause between verification probes.")
+    verify_timeout: Duration = Field(default=30.0, description="Give up verifying after this.")
 
 
 class EnvSpec(_Model):

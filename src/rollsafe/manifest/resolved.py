@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rollsafe.rules import RuleRef
 
@@ -49,6 +50,11 @@ class ResolvedHealth:
     path: str = "/health"
     expect_status: int = 200
     timeout: float = 2.0
+    expect_json: dict[str, Any] = field(default_factory=dict)
+    max_latency: float | None = None
+    consecutive: int = 3
+    interval: float = 0.5
+    verify_timeout: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,3 +100,4 @@ class ResolvedEnvironment:
     manifest_path: Path
     services: dict[str, ResolvedService] = field(default_factory=dict)
     line: int | None = None
+    watch: float = 0.0

@@ -1,0 +1,344 @@
+"""`deploy`, `rollback`, `history`, `status`, `demo`: changing and reading what serves."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from rollsafe.cli._common import (
+    EnvOpt,
+    FormatOpt,
+    ManifestOpt,
+    StoreOpt,
+    app,
+    guarded,
+    out,
+)
+
+# -- deploys -----------------------------------------------------------------------------
+
+ServiceOpt = Annotated[str, typer.Option("--service", "-s", help="The service.")]
+
+
+class _StagePrinter:
+    """Draws deploy events: a spinner while a stage runs, then its result and time."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._status: Any = None
+
+    def __call__(self, event: Any) -> None:
+        kind, stage, detail, seconds = event.kind, event.stage, event.detail, event.seconds
+        if kind == "start":
+            self._stop()
+            label = f"{stage} {detail}".strip()
+            self._status = self.console.status(f"[bold]{label}[/] ...")
+            self._status.start()
+            return
+        if kind == "info":
+            self.console.print(f"    {detail}", style="dim", markup=False, highlight=False)
+            return
+        self._stop()
+        timing = f" [dim]{seconds:.2f} s[/]" if seconds is not None else ""
+        mark = {"ok": "[green]✓[/]", "fail": "[red]✗[/]", "skip": "[yellow]-[/]"}[kind]
+        text = f" [dim]{detail}[/]" if detail and kind != "ok" else ""
+        self.console.print(f"{mark} {stage}{timing}{text}", highlight=False)
+
+    def _stop(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+
+def _open_env(file: Path, env: str) -> tuple[Any, Any]:
+    from rollsafe.manifest import load_manifest
+
+    manifest = load_manifest(file)
+    return manifest, manifest.resolve(env)
+
+
+def _print_result(result: Any, fmt: str = "text") -> None:
+    if fmt == "json":
+        data = {
+            "exit_code": result.exit_code,
+            "outcome": result.outcome,
+            "message": result.message,
+            "deploy": result.record.to_dict() if result.record else None,
+        }
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    style = {0: "bold green", 1: "bold yellow", 3: "bold red", 4: "bold red"}.get(
+        result.exit_code, "bold"
+    )
+    out.print(f"{result.outcome}: {result.message}", style=style, highlight=False)
+    if result.report is not None and not result.report.ok:
+        from rollsafe.check import render_text
+
+        out.print(render_text(result.report))
+    if result.hint:
+        out.print(f"hint: {result.hint}", style="dim", highlight=False)
+
+
+@app.command()
+@guarded
+def deploy(
+    env: EnvOpt,
+    service: ServiceOpt,
+    file: ManifestOpt = Path("rollsafe.yaml"),
+    image: Annotated[
+        str | None, typer.Option("--image", help="Image to deploy (cloudrun).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan and its difference; change nothing.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Go on despite findings or an unhealthy service.")
+    ] = False,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why you force or skip (recorded).")
+    ] = None,
+    skip_checks: Annotated[
+        bool, typer.Option("--skip-checks", help="Skip preflight (strict: needs --force --reason).")
+    ] = False,
+    canary: Annotated[
+        str, typer.Option("--canary", help="Traffic steps, e.g. 10,50,100 (default: 100).")
+    ] = "100",
+    watch: Annotated[
+        float | None,
+        typer.Option("--watch", help="Seconds to watch after the shift (default 30 strict, 0)."),
+    ] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Deploy a service safely: check, create without traffic, verify, shift, watch.
+
+    Exit 0 deployed; 1 refused before any change; 3 verification failed and traffic was
+    rolled back; 4 the rollback failed too (a human must act).
+
+    Example: rollsafe deploy --env staging --service backend --canary 10,50,100
+    """
+    from rollsafe._environments import platform_for, store_for
+    from rollsafe.deploy import DeployOptions, run_deploy
+    from rollsafe.state import state_dir_for
+    from rollsafe.state.journal import DeployJournal
+
+    try:
+        steps = tuple(int(part) for part in canary.split(",") if part.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"'{canary}' is not a list of percents", param_hint="--canary"
+        ) from None
+    _, resolved = _open_env(file, env)
+    options = DeployOptions(
+        image=image,
+        dry_run=dry_run,
+        force=force,
+        reason=reason,
+        skip_checks=skip_checks,
+        canary=steps,
+        watch=watch,
+    )
+    printer = _StagePrinter(out)
+    with (
+        DeployJournal(state_dir_for(resolved.manifest_path)) as journal,
+        platform_for(resolved) as platform,
+        store_for(resolved, store) as secret_store,
+    ):
+        try:
+            result = run_deploy(
+                resolved,
+                service,
+                options,
+                platform=platform,
+                store=secret_store,
+                journal=journal,
+                listener=printer,
+            )
+        finally:
+            printer._stop()
+    if dry_run and result.plan is not None:
+        plan = result.plan
+        out.print(f"revision: {plan.spec.revision}", highlight=False)
+        for name, ref in plan.spec.secrets.items():
+            out.print(f"  secret {name} = {ref.secret}:{ref.version}", highlight=False)
+        for name in sorted(plan.spec.env):
+            shown = "(start-up contract)" if name == "ROLLSAFE_CONTRACT" else plan.spec.env[name]
+            out.print(f"  env {name} = {shown}", highlight=False, markup=False)
+        diff = plan.diff()
+        serving = plan.serving_revision.name if plan.serving_revision else None
+        if serving is None:
+            out.print("no serving revision: everything above is new")
+        elif diff:
+            out.print(f"difference from the serving revision {serving}:", highlight=False)
+        else:
+            out.print(f"no difference from the serving revision {serving}", highlight=False)
+        for line in diff:
+            out.print(f"  {line}", highlight=False, markup=False)
+    _print_result(result)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+@guarded
+def rollback(
+    env: EnvOpt,
+    service: ServiceOpt,
+    to: Annotated[
+        str | None, typer.Option("--to", help="Revision (default: the last verified one).")
+    ] = None,
+    file: ManifestOpt = Path("rollsafe.yaml"),
+) -> None:
+    """Give a previous revision all traffic and verify it.
+
+    Example: rollsafe rollback --env staging --service backend --to backend-00003-abc
+    """
+    from rollsafe._environments import platform_for
+    from rollsafe.deploy import manual_rollback
+    from rollsafe.state import state_dir_for
+    from rollsafe.state.journal import DeployJournal
+
+    _, resolved = _open_env(file, env)
+    with (
+        DeployJournal(state_dir_for(resolved.manifest_path)) as journal,
+        platform_for(resolved) as platform,
+    ):
+        result = manual_rollback(
+            resolved,
+            service,
+            to=to,
+            platform=platform,
+            journal=journal,
+            listener=_StagePrinter(out),
+        )
+    _print_result(result)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+@guarded
+def history(
+    env: EnvOpt,
+    service: Annotated[
+        str | None, typer.Option("--service", "-s", help="Only this service.")
+    ] = None,
+    file: ManifestOpt = Path("rollsafe.yaml"),
+    fmt: FormatOpt = "text",
+    limit: Annotated[int, typer.Option("--limit", help="At most this many deploys.")] = 50,
+) -> None:
+    """The deploy journal, newest first: who, what, checks, outcome, rollback.
+
+    Example: rollsafe history --env staging --format json
+    """
+    from rich.table import Table
+
+    from rollsafe.state import state_dir_for
+    from rollsafe.state.journal import DeployJournal
+
+    _, resolved = _open_env(file, env)
+    with DeployJournal(state_dir_for(resolved.manifest_path)) as journal:
+        records = journal.history(env, service, limit)
+    if fmt == "json":
+        sys.stdout.write(json.dumps([r.to_dict() for r in records], indent=2) + "\n")
+        return
+    table = Table(title=f"deploys to {env}", header_style="bold")
+    for column in ("id", "service", "revision", "user", "checks", "outcome", "reason"):
+        table.add_column(column, overflow="fold")
+    for r in records:
+        outcome = r.outcome or f"running ({r.stage})"
+        table.add_row(r.id, r.service, r.revision or "-", r.user, r.checks, outcome, r.reason or "")
+    out.print(table)
+
+
+@app.command()
+@guarded
+def status(
+    env: EnvOpt,
+    file: ManifestOpt = Path("rollsafe.yaml"),
+    service: Annotated[
+        list[str] | None, typer.Option("--service", "-s", help="Only this service (repeatable).")
+    ] = None,
+    fmt: FormatOpt = "text",
+) -> None:
+    """Each service's URL, serving revisions with traffic percent, and current health.
+
+    Example: rollsafe status --env staging --format json
+    """
+    from rollsafe._environments import platform_for
+    from rollsafe.check import select_services
+    from rollsafe.deploy import service_status
+    from rollsafe.state import state_dir_for
+    from rollsafe.state.journal import DeployJournal
+
+    _, resolved = _open_env(file, env)
+    names = select_services(resolved, service)
+    with (
+        DeployJournal(state_dir_for(resolved.manifest_path)) as journal,
+        platform_for(resolved) as platform,
+    ):
+        statuses = service_status(resolved, names, platform=platform, journal=journal)
+    if fmt == "json":
+        data = {"env": env, "services": [s.to_dict() for s in statuses]}
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    for st in statuses:
+        for line in st.reconciled:
+            out.print(f"reconciled: {line}", style="yellow", highlight=False)
+        if not st.exists:
+            out.print(f"{st.service}: not deployed", highlight=False)
+            continue
+        health = st.health.describe() if st.health else "no traffic"
+        mark = "[green]healthy[/]" if st.health and st.health.ok else "[red]unhealthy[/]"
+        out.print(f"[bold]{st.service}[/] {st.url}  {mark} ({health})", highlight=False)
+        for t in st.traffic:
+            tag = f" tag {t['tag']} {t['url']}" if t["tag"] else ""
+            out.print(f"  {t['percent']:>3}% {t['revision']}{tag}", highlight=False)
+
+
+@app.command()
+@guarded
+def demo(
+    workspace: Annotated[
+        Path | None,
+        typer.Option("--workspace", help="Keep the demo's files here (default: a temp dir)."),
+    ] = None,
+    watch: Annotated[float, typer.Option("--watch", help="Watch window of each deploy.")] = 2.0,
+) -> None:
+    """Play the staging incident on the local emulator, and show rollsafe stopping it.
+
+    Exit 0 when every scenario ends as expected and no request failed. Leaves nothing
+    running.
+
+    Example: rollsafe demo
+    """
+    from rich.table import Table
+
+    from rollsafe.demo import run_demo
+
+    def say(text: str) -> None:
+        out.print(text, style="bold cyan" if text[:1] in "(w" else None, highlight=False)
+
+    printer = _StagePrinter(out)
+    try:
+        outcome = run_demo(say, printer, workspace=workspace, watch=watch)
+    finally:
+        printer._stop()
+    out.print("(5) the history: every attempt, forced ones with their reason", style="bold cyan")
+    table = Table(header_style="bold")
+    for column in ("revision", "checks", "outcome", "reason", "rollback"):
+        table.add_column(column, overflow="fold")
+    for r in reversed(outcome.history):
+        rollback = "-"
+        if r.rollback:
+            seconds = r.rollback.get("seconds")
+            rollback = f"{seconds:.2f} s" if isinstance(seconds, float) else "failed"
+        table.add_row(r.revision or "-", r.checks, r.outcome or "-", r.reason or "", rollback)
+    out.print(table)
+    for name, ok, _detail in outcome.steps:
+        out.print(f"{'✓' if ok else '✗'} {name}", style="green" if ok else "red", highlight=False)
+    out.print(f"demo took {outcome.seconds:.1f} s; {outcome.probes} probes", highlight=False)
+    out.print(f"non-200 answers during demo: {outcome.non_200}", highlight=False)
+    raise typer.Exit(0 if outcome.ok else 1)

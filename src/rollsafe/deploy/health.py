@@ -1,0 +1,117 @@
+"""Health probes: one request against a URL, judged by the manifest's health conditions."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from rollsafe.manifest.resolved import ResolvedHealth
+
+__all__ = ["HealthSpec", "ProbeResult", "probe", "verify"]
+
+
+#: what healthy means: the manifest's ``health:`` of the service, resolved
+HealthSpec = ResolvedHealth
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """One probe: ``ok`` and, if not, why; ``status`` is None when no answer came."""
+
+    ok: bool
+    status: int | None
+    latency: float
+    reason: str = ""
+    revision: str | None = None
+
+    def describe(self) -> str:
+        answer = f"HTTP {self.status}" if self.status is not None else "no answer"
+        text = f"{answer} in {self.latency * 1000:.0f} ms"
+        return f"{text}: {self.reason}" if self.reason else text
+
+
+def _field(data: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(data, dict) or part not in data:
+            raise KeyError(dotted)
+        data = data[part]
+    return data
+
+
+def probe(client: httpx.Client, base_url: str, spec: HealthSpec) -> ProbeResult:
+    """GET ``base_url + spec.path`` once and judge the answer."""
+    url = base_url.rstrip("/") + spec.path
+    start = time.perf_counter()
+    try:
+        response = client.get(url, timeout=spec.timeout)
+    except httpx.TimeoutException:
+        elapsed = time.perf_counter() - start
+        return ProbeResult(False, None, elapsed, f"timed out after {spec.timeout:g} s")
+    except httpx.HTTPError as exc:
+        elapsed = time.perf_counter() - start
+        return ProbeResult(False, None, elapsed, f"request failed ({exc.__class__.__name__})")
+    elapsed = time.perf_counter() - start
+    revision = response.headers.get("x-rollsafe-revision")
+    if response.status_code != spec.expect_status:
+        reason = f"expected HTTP {spec.expect_status}"
+        return ProbeResult(False, response.status_code, elapsed, reason, revision)
+    if spec.expect_json:
+        try:
+            body = response.json()
+        except ValueError:
+            return ProbeResult(False, response.status_code, elapsed, "body is not JSON", revision)
+        for key, wanted in spec.expect_json.items():
+            try:
+                got = _field(body, key)
+            except KeyError:
+                return ProbeResult(
+                    False, response.status_code, elapsed, f"JSON has no '{key}'", revision
+                )
+            if got != wanted:
+                reason = f"JSON '{key}' is {got!r}, expected {wanted!r}"
+                return ProbeResult(False, response.status_code, elapsed, reason, revision)
+    if spec.max_latency is not None and elapsed > spec.max_latency:
+        reason = f"slower than {spec.max_latency * 1000:.0f} ms"
+        return ProbeResult(False, response.status_code, elapsed, reason, revision)
+    return ProbeResult(True, response.status_code, elapsed, "", revision)
+
+
+def verify(
+    client: httpx.Client,
+    base_url: str,
+    spec: HealthSpec,
+    *,
+    on_probe: Callable[[ProbeResult], None] | None = None,
+    consecutive: int | None = None,
+    timeout: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[bool, list[ProbeResult]]:
+    """Probe until ``consecutive`` passes in a row, or a failure, or the timeout.
+
+    A revision that answered healthy and then fails is not given another chance: the
+    first failure after the start ends verification (fail fast, roll back fast). Before
+    the first success, failures are retried until the timeout (a cold start may refuse).
+    """
+    needed = spec.consecutive if consecutive is None else consecutive
+    deadline = time.monotonic() + (spec.verify_timeout if timeout is None else timeout)
+    results: list[ProbeResult] = []
+    streak = 0
+    while streak < needed:
+        result = probe(client, base_url, spec)
+        results.append(result)
+        if on_probe is not None:
+            on_probe(result)
+        if result.ok:
+            streak += 1
+        elif result.status is not None or streak:
+            return False, results  # it answered, and wrongly: no point waiting
+        if streak >= needed:
+            break
+        if time.monotonic() >= deadline:
+            return False, results
+        sleep(spec.interval)
+    return True, results

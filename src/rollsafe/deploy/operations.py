@@ -1,0 +1,183 @@
+"""``rollsafe rollback`` and ``rollsafe status``: acting on and reading what serves."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from rollsafe.deploy.events import DeployListener
+from rollsafe.deploy.health import HealthSpec, ProbeResult, probe, verify
+from rollsafe.deploy.pipeline import DeployResult, health_spec
+from rollsafe.deploy.reconcile import reconcile
+from rollsafe.deploy.rollback import RollbackOutcome
+from rollsafe.errors import RollsafeError, UsageError
+from rollsafe.manifest import ResolvedEnvironment
+from rollsafe.platforms import Platform, PlatformError
+from rollsafe.state.journal import DeployJournal
+
+__all__ = ["ServiceStatus", "manual_rollback", "service_status"]
+
+
+def _rollback_target(
+    env: ResolvedEnvironment, service: str, platform: Platform, journal: DeployJournal
+) -> str:
+    """The newest verified revision deployed before the one that serves now.
+
+    Older than what serves, not merely other: after a rollback, a second rollback goes
+    further back instead of forward to the revision the first one left.
+    """
+    current = platform.get_service(service)
+    if current is None:
+        raise RollsafeError(f"service {service} does not exist in {env.name}")
+    serving = current.split()
+    ready = {r.name for r in platform.list_revisions(service) if r.ready}
+    verified = [
+        r.revision
+        for r in journal.history(env.name, service)
+        if r.outcome == "succeeded" and r.revision
+    ]
+    # the deploys down to (and including) the newest one of a serving revision are newer
+    older = next((i + 1 for i, revision in enumerate(verified) if revision in serving), 0)
+    for revision in verified[older:]:
+        if revision in ready and serving.get(revision) != 100:
+            return revision
+    raise RollsafeError(
+        f"no earlier verified revision of {service} in {env.name} to roll back to",
+        hint="name one with --to REVISION (see `rollsafe history`)",
+    )
+
+
+def _check_target(service: str, to: str, platform: Platform) -> None:
+    """Refuse, before any change, a revision that does not exist or cannot serve."""
+    revisions = platform.list_revisions(service)
+    ready = ", ".join(r.name for r in revisions if r.ready) or "none"
+    found = next((r for r in revisions if r.name == to), None)
+    if found is None:
+        raise UsageError(
+            f"revision {to} of {service} does not exist; nothing was changed",
+            hint=f"ready revisions: {ready}",
+        )
+    if not found.ready:
+        why = found.message.splitlines()[0] if found.message else "not ready"
+        raise RollsafeError(
+            f"revision {to} cannot serve traffic ({why}); nothing was changed",
+            hint=f"ready revisions: {ready}",
+        )
+
+
+def manual_rollback(
+    env: ResolvedEnvironment,
+    service: str,
+    *,
+    to: str | None,
+    platform: Platform,
+    journal: DeployJournal,
+    listener: DeployListener | None = None,
+) -> DeployResult:
+    """Give ``to`` (default: the last verified revision not serving) all traffic, verify it."""
+    if service not in env.services:
+        raise UsageError(
+            f"unknown service '{service}'", hint=f"services: {', '.join(env.services)}"
+        )
+    reconcile(env, service, platform=platform, journal=journal, listener=listener)
+    if to is not None:
+        _check_target(service, to, platform)
+    target = to or _rollback_target(env, service, platform, journal)
+    record = journal.begin(
+        env=env.name,
+        service=service,
+        checks="rollback",
+        reason=f"rollback to {target}",
+        image=None,
+        cwd=env.manifest_path.parent,
+    )
+    with journal.lock(env.name, service, record):
+        current = platform.get_service(service)
+        previous = current.split() if current else {}
+        record = journal.update(record, revision=target, previous_split=previous, stage="rollback")
+        start = time.perf_counter()
+        try:
+            tags = {
+                t: r for t, r in (current.tags() if current else {}).items() if t != "candidate"
+            }
+            info = platform.set_traffic(service, {target: 100}, tags)
+        except PlatformError as exc:
+            outcome = RollbackOutcome(False, {target: 100}, error=str(exc))
+        else:
+            seconds = time.perf_counter() - start
+            assert info.url is not None
+            with httpx.Client() as client:
+                health = health_spec(env, service)
+                ok, results = verify(client, info.url, health, consecutive=2, timeout=15.0)
+            error = "" if ok else f"{target} is unhealthy ({results[-1].describe()})"
+            outcome = RollbackOutcome(ok, {target: 100}, seconds, ok, error)
+    code, result = (0, "rolled-back") if outcome.ok else (4, "rollback-failed")
+    message = outcome.describe()
+    journal.finish(record, result, code, message, outcome.to_dict())
+    return DeployResult(
+        code,
+        result,
+        message,
+        record=record,
+        rollback=outcome,
+        hint=None if outcome.ok else outcome.human_action(env.name, service),
+    )
+
+
+@dataclass
+class ServiceStatus:
+    """One service's ``url``, serving revisions with percent, and current health."""
+
+    service: str
+    exists: bool
+    url: str | None = None
+    traffic: list[dict[str, Any]] = field(default_factory=list)
+    health: ProbeResult | None = None
+    reconciled: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        health = None
+        if self.health is not None:
+            health = {
+                "ok": self.health.ok,
+                "status": self.health.status,
+                "latency_ms": round(self.health.latency * 1000, 1),
+                "reason": self.health.reason,
+            }
+        return {
+            "service": self.service,
+            "exists": self.exists,
+            "url": self.url,
+            "serving": self.traffic,
+            "health": health,
+            "reconciled": self.reconciled,
+        }
+
+
+def service_status(
+    env: ResolvedEnvironment,
+    services: list[str],
+    *,
+    platform: Platform,
+    journal: DeployJournal,
+) -> list[ServiceStatus]:
+    """Reconcile interrupted deploys, then read each service and probe its URL once."""
+    statuses = []
+    with httpx.Client() as client:
+        for name in services:
+            actions = reconcile(env, name, platform=platform, journal=journal)
+            info = platform.get_service(name)
+            if info is None:
+                statuses.append(ServiceStatus(name, False, reconciled=actions))
+                continue
+            traffic = [
+                {"revision": t.revision, "percent": t.percent, "tag": t.tag, "url": t.url}
+                for t in info.traffic
+            ]
+            spec: HealthSpec = health_spec(env, name)
+            health = probe(client, info.url, spec) if info.url and info.split() else None
+            statuses.append(ServiceStatus(name, True, info.url, traffic, health, actions))
+    return statuses

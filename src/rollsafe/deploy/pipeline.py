@@ -1,0 +1,459 @@
+"""``rollsafe deploy``: plan, preflight, current health, create, verify, shift, watch.
+
+Every stage is written to the journal before it runs. Any failure after the revision is
+created moves traffic back to what served before (exit 3); a failed rollback is exit 4.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import httpx
+
+from rollsafe.check import CheckReport, run_check
+from rollsafe.deploy.events import DeployEvent, DeployListener
+from rollsafe.deploy.health import HealthSpec, ProbeResult, probe, verify
+from rollsafe.deploy.plan import DeployPlan, build_plan
+from rollsafe.deploy.rollback import RollbackOutcome, roll_back
+from rollsafe.errors import RollsafeError, StoreError, UsageError
+from rollsafe.manifest import ResolvedEnvironment
+from rollsafe.platforms import Platform, PlatformError, RevisionFailedError
+from rollsafe.state.journal import DeployJournal, DeployRecord
+from rollsafe.stores import SecretStore
+
+__all__ = ["CANDIDATE_TAG", "DeployOptions", "DeployResult", "run_deploy"]
+
+CANDIDATE_TAG = "candidate"
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    """The flags of ``rollsafe deploy``."""
+
+    image: str | None = None
+    dry_run: bool = False
+    force: bool = False
+    reason: str | None = None
+    skip_checks: bool = False
+    canary: tuple[int, ...] = (100,)
+    watch: float | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class DeployResult:
+    """How a deploy ended. ``exit_code`` follows DESIGN.md (0, 1, 3, 4)."""
+
+    exit_code: int
+    outcome: str
+    message: str
+    plan: DeployPlan | None = None
+    record: DeployRecord | None = None
+    report: CheckReport | None = None
+    rollback: RollbackOutcome | None = None
+    hint: str | None = None
+
+
+class _Unhealthy(Exception):
+    """Verification, a canary step or the watch saw a failure: roll back."""
+
+
+class _Stop(Exception):
+    """Ends the pipeline early with a result."""
+
+    def __init__(self, result: DeployResult) -> None:
+        super().__init__(result.message)
+        self.result = result
+
+
+def health_spec(env: ResolvedEnvironment, service: str) -> HealthSpec:
+    """The service's health conditions from the manifest."""
+    return env.services[service].health
+
+
+def _checks_label(options: DeployOptions, strict: bool) -> str:
+    if options.skip_checks:
+        return "forced" if options.force else "skipped"
+    return "passed"
+
+
+def _validate(env: ResolvedEnvironment, options: DeployOptions) -> None:
+    if options.force and not (options.reason and options.reason.strip()):
+        raise UsageError(
+            "--force needs --reason TEXT",
+            hint="say why, e.g. --reason 'hotfix for INC-123'; the reason is recorded",
+        )
+    if options.skip_checks and env.strict and not options.force:
+        raise RollsafeError(
+            f"--skip-checks is refused in strict environment '{env.name}': skipping the secret "
+            "check is how the staging incident shipped a weak SERVICE_SECRET",
+            hint="run the checks (drop --skip-checks), or add --force --reason TEXT; the "
+            "reason is recorded in the journal and on the revision",
+        )
+    steps = options.canary
+    if (
+        not steps
+        or steps[-1] != 100
+        or steps[0] <= 0
+        or any(b <= a for a, b in itertools.pairwise(steps))
+    ):
+        raise UsageError(
+            "--canary steps must be percents above 0 that rise and end at 100",
+            hint="for example --canary 10,50,100",
+        )
+
+
+class _Run:
+    def __init__(
+        self,
+        env: ResolvedEnvironment,
+        service: str,
+        options: DeployOptions,
+        platform: Platform,
+        store: SecretStore,
+        journal: DeployJournal,
+        listener: DeployListener,
+        client: httpx.Client,
+    ) -> None:
+        self.env, self.service, self.options = env, service, options
+        self.platform, self.store, self.journal = platform, store, journal
+        self.emit, self.client = listener, client
+        self.health = health_spec(env, service)
+        self.record: DeployRecord | None = None
+        self.plan: DeployPlan | None = None
+        self.report: CheckReport | None = None
+        #: tags on the service that are not rollsafe's (kept through shift and done)
+        self.other_tags: dict[str, str] = {}
+
+    @contextmanager
+    def stage(self, name: str, detail: str = "") -> Iterator[None]:
+        if self.record is not None:
+            self.record = self.journal.stage(self.record, name)
+        self.emit(DeployEvent("start", name, detail))
+        start = time.perf_counter()
+        try:
+            yield
+        except _Stop as stop:
+            self._close_stage(name, False, stop.result.message, start)
+            raise
+        except _Unhealthy as bad:
+            self._close_stage(name, False, str(bad), start)
+            raise
+        except BaseException:
+            self._close_stage(name, False, "error", start)
+            raise
+        self._close_stage(name, True, "", start)
+
+    def _close_stage(self, name: str, ok: bool, detail: str, start: float) -> None:
+        seconds = time.perf_counter() - start
+        if self.record is not None:
+            self.record = self.journal.stage_done(self.record, ok, detail)
+        self.emit(DeployEvent("ok" if ok else "fail", name, detail, seconds))
+
+    def info(self, text: str, stage: str = "") -> None:
+        self.emit(DeployEvent("info", stage, text))
+
+    def stop(self, code: int, outcome: str, message: str, hint: str | None = None) -> _Stop:
+        return _Stop(
+            DeployResult(code, outcome, message, self.plan, self.record, self.report, hint=hint)
+        )
+
+    # -- stages --
+    def make_plan(self, checks: str) -> DeployPlan:
+        deploy_id = self.record.id if self.record else "dry-run-000"
+        with self.stage("plan"):
+            plan = build_plan(
+                self.env,
+                self.env.services[self.service],
+                platform=self.platform,
+                store=self.store,
+                deploy_id=deploy_id,
+                checks=checks,
+                reason=self.options.reason,
+                image=self.options.image,
+                extra_env=self.options.extra_env,
+            )
+            pinned = ", ".join(f"{k}={r.secret}:{r.version}" for k, r in plan.spec.secrets.items())
+            self.info(
+                f"revision {plan.spec.revision}; secrets pinned: {pinned or '(none)'}", "plan"
+            )
+        self.plan = plan
+        if self.record is not None:
+            previous = plan.serving_revision.name if plan.serving_revision else None
+            self.record = self.journal.update(
+                self.record,
+                revision=plan.spec.revision,
+                previous_revision=previous,
+                previous_split=plan.previous_split,
+                image=plan.spec.image,
+            )
+        return plan
+
+    def preflight(self) -> None:
+        if self.options.skip_checks:
+            self.emit(DeployEvent("skip", "preflight", f"skipped: {self.options.reason or ''}"))
+            return
+        with self.stage("preflight"):
+            report = run_check(self.env, self.store, services=[self.service])
+            self.report = report
+            counts = report.counts()
+            if self.record is not None:
+                self.record = self.journal.update(self.record, findings=counts)
+            if report.ok:
+                return
+            if self.options.force:
+                self.info(f"{counts['error']} blocking finding(s), forced: {self.options.reason}")
+                if self.record is not None:
+                    self.record = self.journal.update(self.record, checks="forced")
+                # the plan was made before the checks ran: the revision must say forced too
+                if self.plan is not None:
+                    self.plan = self.plan.with_checks("forced")
+                return
+            raise self.stop(
+                1,
+                "refused",
+                f"preflight found {counts['error']} blocking finding(s); nothing was changed",
+                "fix the findings (rollsafe check --env ENV), or --force --reason TEXT",
+            )
+
+    def current_health(self, plan: DeployPlan) -> None:
+        serving = plan.serving
+        if serving is None or not serving.url or not serving.split():
+            self.emit(DeployEvent("skip", "current-health", "no serving revision yet"))
+            return
+        with self.stage("current-health"):
+            result = probe(self.client, serving.url, self.health)
+            self.info(f"serving revision: {result.describe()}", "current-health")
+            if result.ok:
+                return
+            if self.options.force:
+                self.info("serving revision is unhealthy; going on because of --force")
+                return
+            raise self.stop(
+                1,
+                "refused",
+                f"the serving revision is unhealthy ({result.describe()}); nothing was changed",
+                "fixing a broken service is the usual reason to force: "
+                "rollsafe deploy ... --force --reason 'fix the outage'",
+            )
+
+    def create(self, plan: DeployPlan) -> None:
+        with self.stage("create", plan.spec.revision):
+            try:
+                info = self.platform.create_revision(plan.spec, tag=CANDIDATE_TAG)
+            except RevisionFailedError as exc:
+                reason = _start_failure(exc.message)
+                raise self.stop(
+                    3,
+                    "failed",
+                    f"revision {plan.spec.revision} did not start: {reason}",
+                    "traffic stayed on the serving revision; the revision's logs have the rest",
+                ) from exc
+        # tags set by others (gcloud, a blue/green label) survive the shift and done
+        self.other_tags = {t: r for t, r in info.tags().items() if t != CANDIDATE_TAG}
+
+    def verify_candidate(self, plan: DeployPlan) -> None:
+        service = self.platform.get_service(self.service)
+        url = service.tag_url(CANDIDATE_TAG) if service else None
+        if not url:
+            raise PlatformError(f"the platform gave no URL for tag '{CANDIDATE_TAG}'")
+        with self.stage("verify", url):
+            ok, results = verify(self.client, url, self.health, on_probe=self._probe_info)
+            if not ok:
+                self.first_failure = time.perf_counter()
+                raise _Unhealthy(f"{plan.spec.revision}: {results[-1].describe()}")
+
+    def _probe_info(self, result: ProbeResult) -> None:
+        self.info(f"probe: {result.describe()}", "verify")
+
+    def shift(self, plan: DeployPlan) -> None:
+        new = plan.spec.revision
+        previous = plan.previous_split
+        steps = self.options.canary if previous else (100,)
+        for percent in steps:
+            with self.stage("shift", f"{percent}% to {new}"):
+                split = _blend(previous, new, percent)
+                tags = dict(self.other_tags)
+                if percent < 100:
+                    tags[CANDIDATE_TAG] = new
+                info = self.platform.set_traffic(self.service, split, tags)
+                if percent == 100 and not previous:
+                    break
+                assert info.url is not None
+                ok, results = verify(self.client, info.url, self.health, on_probe=self._probe_info)
+                if not ok:
+                    self.first_failure = time.perf_counter()
+                    raise _Unhealthy(f"at {percent}%: {results[-1].describe()}")
+
+    def watch(self) -> None:
+        window = self.env.watch if self.options.watch is None else self.options.watch
+        if window <= 0:
+            self.emit(DeployEvent("skip", "watch", "no watch window"))
+            return
+        service = self.platform.get_service(self.service)
+        assert service is not None
+        assert service.url is not None
+        with self.stage("watch", f"{window:g} s"):
+            deadline = time.monotonic() + window
+            while time.monotonic() < deadline:
+                result = probe(self.client, service.url, self.health)
+                if not result.ok:
+                    self.first_failure = time.perf_counter()
+                    raise _Unhealthy(f"service URL: {result.describe()}")
+                time.sleep(min(self.health.interval, max(0.0, deadline - time.monotonic())))
+
+    first_failure: float = 0.0
+
+
+def _blend(previous: dict[str, int], new: str, percent: int) -> dict[str, int]:
+    """``percent`` to ``new``; the rest shared by the previous revisions in proportion."""
+    if percent >= 100 or not previous:
+        return {new: 100}
+    rest = 100 - percent
+    total = sum(previous.values())
+    split = {rev: pct * rest // total for rev, pct in previous.items()}
+    first = next(iter(split))
+    split[first] += rest - sum(split.values())
+    split = {rev: pct for rev, pct in split.items() if pct}
+    split[new] = split.get(new, 0) + percent
+    return split
+
+
+_EXIT = re.compile(r"Container (?:called exit\(\d+\)|terminated on signal \d+)\.")
+
+
+def _start_failure(message: str) -> str:
+    """The exit code and the start-up guard's CRITICAL message, out of the platform's text."""
+    found = _EXIT.search(message)
+    reason = found.group(0) if found else message.splitlines()[0]
+    for line in message.splitlines():
+        line = line.strip()
+        if not line.startswith("{") or "CRITICAL" not in line:
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("severity") == "CRITICAL":
+            return f"{reason} start-up guard (CRITICAL): {entry.get('message', line)}"
+    return reason
+
+
+def run_deploy(
+    env: ResolvedEnvironment,
+    service: str,
+    options: DeployOptions,
+    *,
+    platform: Platform,
+    store: SecretStore,
+    journal: DeployJournal,
+    listener: DeployListener,
+    now: Callable[[], float] = time.perf_counter,
+) -> DeployResult:
+    """Deploy ``service`` to ``env``. Raises only for usage errors; outcomes are results."""
+    if service not in env.services:
+        raise UsageError(
+            f"unknown service '{service}'", hint=f"services: {', '.join(env.services)}"
+        )
+    _validate(env, options)
+    checks = _checks_label(options, env.strict)
+    with httpx.Client() as client:
+        run = _Run(env, service, options, platform, store, journal, listener, client)
+        if options.dry_run:
+            plan = run.make_plan(checks)
+            return DeployResult(0, "dry-run", "nothing was changed", plan)
+        from rollsafe.deploy.reconcile import reconcile
+
+        reconcile(env, service, platform=platform, journal=journal, listener=listener)
+        record = journal.begin(
+            env=env.name,
+            service=service,
+            checks=checks,
+            reason=options.reason,
+            image=options.image,
+            cwd=env.manifest_path.parent,
+        )
+        run.record = record
+        with journal.lock(env.name, service, record):
+            result = _pipeline(run, checks)
+        assert run.record is not None
+        run.record = journal.finish(
+            run.record,
+            result.outcome,
+            result.exit_code,
+            result.message,
+            result.rollback.to_dict() if result.rollback else None,
+        )
+        result.record = run.record
+        return result
+
+
+def _pipeline(run: _Run, checks: str) -> DeployResult:
+    plan: DeployPlan | None = None
+    try:
+        plan = run.make_plan(checks)
+        run.preflight()
+        plan = run.plan or plan  # forced checks re-annotate the revision
+        run.current_health(plan)
+        run.create(plan)
+        run.verify_candidate(plan)
+        run.shift(plan)
+        run.watch()
+    except _Stop as stop:
+        return stop.result
+    except _Unhealthy as bad:
+        assert plan is not None
+        stage = run.record.stage if run.record else "verify"
+        return _rollback(run, plan, f"verification failed during {stage} ({bad})")
+    except StoreError as exc:
+        # only plan and preflight read the store: nothing was changed yet
+        message = f"deploy stopped before any change: {exc}"
+        return DeployResult(1, "refused", message, plan, hint=exc.hint)
+    except (PlatformError, httpx.HTTPError) as exc:
+        if plan is None or run.record is None or run.record.stage in ("plan", "preflight"):
+            return DeployResult(1, "refused", f"deploy stopped before any change: {exc}", plan)
+        return _rollback(run, plan, f"the platform failed during {run.record.stage}: {exc}")
+    with run.stage("done"):
+        run.platform.set_traffic(run.service, {plan.spec.revision: 100}, run.other_tags)
+    message = f"{plan.spec.revision} serves 100% of {run.service} in {run.env.name}"
+    return DeployResult(0, "succeeded", message, plan, run.record, run.report)
+
+
+def _rollback(run: _Run, plan: DeployPlan, why: str) -> DeployResult:
+    with run.stage("rollback"):
+        outcome = roll_back(
+            run.platform,
+            run.client,
+            run.service,
+            plan.previous_split,
+            health=run.health,
+            failed_revision=plan.spec.revision,
+            started=run.first_failure or time.perf_counter(),
+        )
+    run.info(outcome.describe(), "rollback")
+    if outcome.ok:
+        return DeployResult(
+            3,
+            "rolled-back",
+            f"{why}; traffic is back on {', '.join(plan.previous_split) or 'nothing'}",
+            plan,
+            run.record,
+            run.report,
+            outcome,
+        )
+    return DeployResult(
+        4,
+        "rollback-failed",
+        f"{why}; the rollback failed too: {outcome.error}",
+        plan,
+        run.record,
+        run.report,
+        outcome,
+        hint=outcome.human_action(run.env.name, run.service),
+    )

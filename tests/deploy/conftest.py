@@ -1,0 +1,244 @@
+"""A deploy workspace on the session's emulator: the example service, its store, a journal.
+
+Every test gets the example manifest and backend copied into ``tmp_path`` with the
+``staging`` environment pointed at a project of its own, so tests never see each other's
+services, secrets or journal. The state directory beside the manifest holds the journal
+and a copy of the session emulator's run file, so the real CLI (``-f`` that manifest) finds
+the same running emulator instead of starting one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import secrets
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner, Result
+
+from rollsafe.cli import app
+from rollsafe.demo import BAD_REDIRECT, WEAK
+from rollsafe.deploy import DeployOptions, DeployResult, EventLog, run_deploy
+from rollsafe.emulator.server import RUN_FILE, stop_emulator
+from rollsafe.manifest import ResolvedEnvironment, load_manifest
+from rollsafe.platforms import RevisionInfo, ServiceInfo
+from rollsafe.platforms.cloudrun import CloudRunPlatform
+from rollsafe.state import STATE_DIR_NAME
+from rollsafe.state.journal import DeployJournal
+from rollsafe.stores.secretmanager import SecretManagerStore
+from tests.conftest import EXAMPLES
+
+CHILD = Path(__file__).with_name("_child.py")
+PAUSE_TIMEOUT = 60.0
+
+ENV = "staging"
+SERVICE = "backend"
+
+# the example's strict environment, given a project of its own
+_STAGING = "staging: {platform: local, strict: true}"
+# the example's health check, probed every 0.1 s instead of 0.5 s to keep the suite quick
+_HEALTH = "health: {path: /health, expect_status: 200, timeout: 2s}"
+_FAST_HEALTH = "health: {path: /health, expect_status: 200, timeout: 2s, interval: 0.1s}"
+
+
+def fingerprint(value: str) -> str:
+    """What the example backend reports for SERVICE_SECRET: a SHA-256 prefix."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:8]
+
+
+def write_manifests(root: Path, project: str, *, fast: bool = True) -> tuple[Path, Path]:
+    """Copy the example into ``root``: ``rollsafe.yaml`` and the incident's ``incident.yaml``."""
+    text = (EXAMPLES / "rollsafe.yaml").read_text(encoding="utf-8")
+    for old in (_STAGING, _HEALTH, BAD_REDIRECT[0]):
+        assert old in text, f"examples/rollsafe.yaml no longer has {old!r}"
+    text = text.replace(_STAGING, _STAGING[:-1] + f", gcp_project: {project}}}")
+    if fast:
+        text = text.replace(_HEALTH, _FAST_HEALTH)
+    shutil.copytree(
+        EXAMPLES / "backend", root / "backend", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    good = root / "rollsafe.yaml"
+    good.write_text(text, encoding="utf-8")
+    incident = root / "incident.yaml"
+    incident.write_text(text.replace(*BAD_REDIRECT), encoding="utf-8")
+    return good, incident
+
+
+@dataclass
+class Site:
+    """One test's deploy workspace: manifests, platform, store, journal, events."""
+
+    root: Path
+    manifest: Path
+    incident_manifest: Path
+    state_dir: Path
+    env: ResolvedEnvironment
+    incident: ResolvedEnvironment
+    endpoint: str
+    platform: CloudRunPlatform
+    store: SecretManagerStore
+    journal: DeployJournal
+    events: EventLog = field(default_factory=EventLog)
+    #: every secret value this test put in the store
+    values: list[str] = field(default_factory=list)
+
+    def deploy(self, env: ResolvedEnvironment | None = None, **options: Any) -> DeployResult:
+        options.setdefault("watch", 0)
+        return run_deploy(
+            env or self.env,
+            SERVICE,
+            DeployOptions(**options),
+            platform=self.platform,
+            store=self.store,
+            journal=self.journal,
+            listener=self.events,
+        )
+
+    def seed(self) -> dict[str, str]:
+        """A strong new version of every secret of the service; returns secret -> value."""
+        added = {}
+        for sec in self.env.services[SERVICE].secrets.values():
+            value = secrets.token_urlsafe(48)
+            self.store.add_version(sec.secret, value)
+            self.values.append(value)
+            added[sec.secret] = value
+        return added
+
+    def weaken(self) -> None:
+        """The incident's values: a readable SERVICE_SECRET, a short JWT key."""
+        for name, value in WEAK.items():
+            self.store.add_version(name, value)
+            self.values.append(value)
+
+    def baseline(self) -> str:
+        """Strong secrets and a first healthy revision; returns its name."""
+        self.seed()
+        result = self.deploy()
+        assert result.exit_code == 0, result.message
+        assert result.plan is not None
+        return result.plan.spec.revision
+
+    def service(self) -> ServiceInfo:
+        info = self.platform.get_service(SERVICE)
+        assert info is not None
+        return info
+
+    def split(self) -> dict[str, int]:
+        return self.service().split()
+
+    def tags(self) -> dict[str, str]:
+        return self.service().tags()
+
+    def revisions(self) -> list[RevisionInfo]:
+        return self.platform.list_revisions(SERVICE)
+
+    def get(self, path: str) -> httpx.Response:
+        """GET through the service URL (the router splits it like Cloud Run)."""
+        url = self.service().url
+        assert url is not None
+        return httpx.get(url + path, timeout=5.0)
+
+    def cli(self, *args: str, manifest: Path | None = None) -> Result:
+        """Run the real CLI on this workspace's manifest (and so its state directory)."""
+        argv = [args[0], "-f", str(manifest or self.manifest), *args[1:]]
+        return CliRunner().invoke(app, argv)
+
+
+@pytest.fixture
+def site(
+    tmp_path: Path,
+    project: str,
+    emulator: str,
+    emulator_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Site]:
+    # the CLI must use the state directory beside the manifest
+    monkeypatch.delenv("ROLLSAFE_HOME", raising=False)
+    good, incident = write_manifests(tmp_path, project)
+    state_dir = tmp_path / STATE_DIR_NAME
+    state_dir.mkdir()
+    # the CLI opens the emulator of the state directory: point it at the session's
+    shutil.copy2(emulator_dir / RUN_FILE, state_dir / RUN_FILE)
+    env = load_manifest(good).resolve(ENV)
+    assert env.gcp_project == project
+    with (
+        CloudRunPlatform(project, env.region, endpoint=emulator) as platform,
+        SecretManagerStore(project, endpoint=emulator) as store,
+        DeployJournal(state_dir) as journal,
+    ):
+        yield Site(
+            root=tmp_path,
+            manifest=good,
+            incident_manifest=incident,
+            state_dir=state_dir,
+            env=env,
+            incident=load_manifest(incident).resolve(ENV),
+            endpoint=emulator,
+            platform=platform,
+            store=store,
+            journal=journal,
+        )
+    # had the CLI judged the session's emulator gone, it would have started one of its own
+    session = json.loads((emulator_dir / RUN_FILE).read_text())
+    ours = json.loads((state_dir / RUN_FILE).read_text())
+    if ours.get("pid") != session.get("pid"):
+        stop_emulator(state_dir)
+        pytest.fail(f"the CLI started an emulator of its own in {state_dir}")
+
+
+@contextlib.contextmanager
+def paused_child(site: Site, **args: Any) -> Iterator[subprocess.Popen[str]]:
+    """Run ``_child.py`` on ``site`` until it prints ``paused STAGE``; kill it at the end.
+
+    The caller kills it with SIGKILL where the test needs it; whatever is left is killed
+    and reaped here (a zombie would still look alive to the journal).
+    """
+    args = {
+        "manifest": str(site.manifest),
+        "endpoint": site.endpoint,
+        "state_dir": str(site.state_dir),
+        **args,
+    }
+    errors = site.root / "child.stderr"
+    with errors.open("w") as stderr:
+        child = subprocess.Popen(
+            [sys.executable, str(CHILD), json.dumps(args)],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+    try:
+        assert child.stdout is not None
+        line = ""
+        with selectors.DefaultSelector() as selector:
+            selector.register(child.stdout, selectors.EVENT_READ)
+            deadline = time.monotonic() + PAUSE_TIMEOUT
+            while not line and time.monotonic() < deadline:
+                if selector.select(timeout=0.2):
+                    line = child.stdout.readline() or "(exited)"
+        assert line.startswith("paused"), f"{line!r}; stderr: {errors.read_text()}"
+        yield child
+    finally:
+        if child.poll() is None:
+            child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+        if child.stdout is not None:
+            child.stdout.close()
+
+
+def sigkill(child: subprocess.Popen[str]) -> None:
+    """Kill ``child`` with SIGKILL and reap it, as a shell would."""
+    child.send_signal(signal.SIGKILL)
+    assert child.wait(timeout=10) == -signal.SIGKILL
