@@ -14,6 +14,11 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     "CheckReport": "rollsafe.check",
     "run_check": "rollsafe.check",
+    "DriftFinding": "rollsafe.drift",
+    "DriftKind": "rollsafe.drift",
+    "DriftReport": "rollsafe.drift",
+    "DriftUnavailableError": "rollsafe.drift",
+    "run_drift": "rollsafe.drift",
     "Finding": "rollsafe.findings",
     "Severity": "rollsafe.findings",
     "LoadedManifest": "rollsafe.manifest",
@@ -53,6 +58,10 @@ __all__ = [
     "CheckResult",
     "DeterministicStartupError",
     "DotenvSecretStore",
+    "DriftFinding",
+    "DriftKind",
+    "DriftReport",
+    "DriftUnavailableError",
     "Finding",
     "InMemorySecretStore",
     "JwtSecret",
@@ -83,11 +92,19 @@ __all__ = [
     "manifest_json_schema",
     "open_store",
     "run_check",
+    "run_drift",
     "run_rules",
 ]
 
 if TYPE_CHECKING:
     from rollsafe.check import CheckReport, run_check
+    from rollsafe.drift import (
+        DriftFinding,
+        DriftKind,
+        DriftReport,
+        DriftUnavailableError,
+        run_drift,
+    )
     from rollsafe.errors import (
         ManifestError,
         RollsafeError,

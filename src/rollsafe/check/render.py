@@ -1,11 +1,13 @@
 """Rendering a CheckReport as text (Rich), JSON, SARIF 2.1.0 or GitHub annotations.
 
-Renderers build strings and renderables; only the CLI prints them.
+Renderers build strings and renderables; only the CLI prints them. ``sarif_document`` and
+``github_annotations`` take any findings, so ``rollsafe drift`` shares them.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from itertools import groupby
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,15 @@ from rollsafe import __version__
 from rollsafe.check.report import CheckReport
 from rollsafe.findings import Finding, Severity
 
-__all__ = ["FORMATS", "render_github", "render_json", "render_sarif", "render_text"]
+__all__ = [
+    "FORMATS",
+    "github_annotations",
+    "render_github",
+    "render_json",
+    "render_sarif",
+    "render_text",
+    "sarif_document",
+]
 
 FORMATS = ("text", "json", "sarif", "github")
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
@@ -70,19 +80,33 @@ def _location(f: Finding, manifest: Path) -> dict[str, Any]:
 
 def render_sarif(report: CheckReport, manifest: Path) -> str:
     """SARIF 2.1.0, one result per finding, located at the manifest line of its key."""
-    rules = sorted({f.rule for f in report.findings})
-    results = [
-        {
-            "ruleId": f.rule,
-            "level": _SARIF_LEVEL[f.severity],
-            "message": {
-                "text": f"{f.service}.{f.key}: {f.message}" + (f" ({f.hint})" if f.hint else "")
-            },
-            "locations": [_location(f, manifest)],
-            "properties": {"service": f.service, "key": f.key, "source": f.source},
-        }
-        for f in report.findings
-    ]
+    return sarif_document(report.findings, manifest)
+
+
+def sarif_document(
+    findings: Sequence[Finding],
+    manifest: Path,
+    properties: Sequence[Mapping[str, Any]] | None = None,
+) -> str:
+    """SARIF 2.1.0 for any findings (check, drift): one result per finding at its manifest
+    line. ``properties``, one mapping per finding, adds to each result's properties."""
+    rules = sorted({f.rule for f in findings})
+    results = []
+    for i, f in enumerate(findings):
+        props: dict[str, Any] = {"service": f.service, "key": f.key, "source": f.source}
+        if properties is not None:
+            props.update(properties[i])
+        results.append(
+            {
+                "ruleId": f.rule,
+                "level": _SARIF_LEVEL[f.severity],
+                "message": {
+                    "text": f"{f.service}.{f.key}: {f.message}" + (f" ({f.hint})" if f.hint else "")
+                },
+                "locations": [_location(f, manifest)],
+                "properties": props,
+            }
+        )
     sarif = {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
@@ -111,17 +135,23 @@ def _escape(text: str, *, prop: bool = False) -> str:
 
 def render_github(report: CheckReport, manifest: Path) -> str:
     """GitHub Actions workflow commands (``::error file=...,line=...::message``)."""
+    counts = report.counts()
+    summary = (
+        f"rollsafe check {report.env}: {'ok' if report.ok else 'blocked'} "
+        f"({counts['error']} errors, {counts['warning']} warnings)"
+    )
+    return github_annotations(report.findings, manifest, summary)
+
+
+def github_annotations(findings: Sequence[Finding], manifest: Path, summary: str) -> str:
+    """One workflow command per finding (check, drift), then the ``summary`` line."""
     lines = []
-    for f in report.findings:
+    for f in findings:
         props = [f"file={_escape(manifest.as_posix(), prop=True)}"]
         if f.line:
             props.append(f"line={f.line}")
         props.append(f"title={_escape(f'{f.service}.{f.key} [{f.rule}]', prop=True)}")
         body = f.message + (f" (hint: {f.hint})" if f.hint else "")
         lines.append(f"::{_GITHUB_LEVEL[f.severity]} {','.join(props)}::{_escape(body)}")
-    counts = report.counts()
-    lines.append(
-        f"rollsafe check {report.env}: {'ok' if report.ok else 'blocked'} "
-        f"({counts['error']} errors, {counts['warning']} warnings)"
-    )
+    lines.append(summary)
     return "\n".join(lines)

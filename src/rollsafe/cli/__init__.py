@@ -1,7 +1,7 @@
 """The ``rollsafe`` command line: the only place that prints or exits.
 
-Commands live in ``_check.py``, ``_deploy.py`` and ``_emulator.py``; importing them
-registers them on ``app``.
+Commands live in ``_check.py``, ``_deploy.py``, ``_drift.py`` and ``_emulator.py``;
+importing them registers them on ``app``.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from rollsafe.cli import _check, _deploy, _emulator  # noqa: F401 - registers the commands
+from rollsafe.cli import _check, _deploy, _drift, _emulator  # noqa: F401 - registers the commands
 from rollsafe.cli._common import app, guarded, print_error
 from rollsafe.errors import RollsafeError
 
