@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.deploy.conftest import ENV, SERVICE, Site
 
 DEPLOY = ("deploy", "--env", ENV, "--service", SERVICE, "--watch", "0")
@@ -98,3 +100,18 @@ def test_rollback_command_to_a_named_revision(site: Site) -> None:
     assert site.split() == {first: 100}
     record = site.journal.history(ENV, SERVICE)[0]
     assert (record.checks, record.revision, record.outcome) == ("rollback", first, "rolled-back")
+
+
+def test_rollback_of_a_service_never_deployed_is_refused(site: Site) -> None:
+    result = site.cli("rollback", "--env", ENV, "--service", SERVICE)
+    assert result.exit_code == 1
+    assert "is not deployed" in result.stderr
+    assert "Traceback" not in result.output
+    assert site.journal.history(ENV, SERVICE) == []
+
+
+@pytest.mark.parametrize("command", ["history", "status"], ids=["history", "status"])
+def test_text_or_json_only(site: Site, command: str) -> None:
+    result = site.cli(command, "--env", ENV, "--format", "sarif")
+    assert result.exit_code == 2
+    assert "text, json" in result.output

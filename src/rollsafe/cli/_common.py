@@ -40,6 +40,7 @@ FormatOpt = Annotated[
     str,
     typer.Option("--format", help="Output format: text, json, sarif or github."),
 ]
+TextJsonOpt = Annotated[str, typer.Option("--format", help="Output format: text or json.")]
 StoreOpt = Annotated[
     str | None,
     typer.Option(
@@ -82,6 +83,13 @@ def check_format(fmt: str) -> str:
         raise typer.BadParameter(
             f"'{fmt}' is not one of {', '.join(FORMATS)}", param_hint="--format"
         )
+    return fmt
+
+
+def check_text_or_json(fmt: str) -> str:
+    """For commands whose output has no findings to annotate: text or json only."""
+    if fmt not in ("text", "json"):
+        raise typer.BadParameter(f"'{fmt}' is not one of text, json", param_hint="--format")
     return fmt
 
 

@@ -12,10 +12,11 @@ from rich.console import Console
 
 from rollsafe.cli._common import (
     EnvOpt,
-    FormatOpt,
     ManifestOpt,
     StoreOpt,
+    TextJsonOpt,
     app,
+    check_text_or_json,
     guarded,
     out,
 )
@@ -226,13 +227,14 @@ def history(
         str | None, typer.Option("--service", "-s", help="Only this service.")
     ] = None,
     file: ManifestOpt = Path("rollsafe.yaml"),
-    fmt: FormatOpt = "text",
+    fmt: TextJsonOpt = "text",
     limit: Annotated[int, typer.Option("--limit", help="At most this many deploys.")] = 50,
 ) -> None:
     """The deploy journal, newest first: who, what, checks, outcome, rollback.
 
     Example: rollsafe history --env staging --format json
     """
+    check_text_or_json(fmt)
     from rich.table import Table
 
     from rollsafe.state import state_dir_for
@@ -261,12 +263,13 @@ def status(
     service: Annotated[
         list[str] | None, typer.Option("--service", "-s", help="Only this service (repeatable).")
     ] = None,
-    fmt: FormatOpt = "text",
+    fmt: TextJsonOpt = "text",
 ) -> None:
     """Each service's URL, serving revisions with traffic percent, and current health.
 
     Example: rollsafe status --env staging --format json
     """
+    check_text_or_json(fmt)
     from rollsafe._environments import platform_for
     from rollsafe.check import select_services
     from rollsafe.deploy import service_status

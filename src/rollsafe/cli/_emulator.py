@@ -10,9 +10,10 @@ from typing import Annotated
 import typer
 
 from rollsafe.cli._common import (
-    FormatOpt,
     ManifestOpt,
+    TextJsonOpt,
     app,
+    check_text_or_json,
     err,
     guarded,
     out,
@@ -84,12 +85,13 @@ def emulator_stop(state_dir: StateDirOpt = None, file: ManifestOpt = Path("rolls
 def emulator_status_command(
     state_dir: StateDirOpt = None,
     file: ManifestOpt = Path("rollsafe.yaml"),
-    fmt: FormatOpt = "text",
+    fmt: TextJsonOpt = "text",
 ) -> None:
     """Say whether the emulator runs, and its endpoint (`--format json`).
 
     Example: rollsafe emulator status --format json
     """
+    check_text_or_json(fmt)
     from rollsafe.emulator.server import emulator_status
 
     status = emulator_status(_state_dir(state_dir, file))

@@ -82,6 +82,11 @@ def manual_rollback(
         raise UsageError(
             f"unknown service '{service}'", hint=f"services: {', '.join(env.services)}"
         )
+    if platform.get_service(service) is None:
+        raise RollsafeError(
+            f"service {service} is not deployed in {env.name}: there is nothing to roll back",
+            hint=f"deploy it first: rollsafe deploy --env {env.name} --service {service}",
+        )
     reconcile(env, service, platform=platform, journal=journal, listener=listener)
     if to is not None:
         _check_target(service, to, platform)
