@@ -179,6 +179,9 @@ def test_unhealthy_serving_revision_needs_force_and_a_broken_first_deploy_exits_
     assert site.get("/health").status_code == 200
     record = site.journal.history(ENV, SERVICE)[0]
     assert (record.reason, record.outcome) == ("fix the outage", "succeeded")
+    # the checks passed, but --force took it past the unhealthy service: history says forced
+    assert record.checks == "passed"
+    assert record.to_dict()["forced"] is True
 
 
 def test_unreachable_store_stops_the_deploy_before_any_change(site: Site) -> None:

@@ -378,6 +378,7 @@ def run_deploy(
             reason=options.reason,
             image=options.image,
             cwd=env.manifest_path.parent,
+            forced=options.force,
         )
         run.record = record
         with journal.lock(env.name, service, record):

@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS deploys (
     previous_revision TEXT,
     previous_split TEXT NOT NULL DEFAULT '{}',
     checks TEXT NOT NULL,
+    forced INTEGER NOT NULL DEFAULT 0,
     reason TEXT,
     findings TEXT NOT NULL DEFAULT '{}',
     stage TEXT NOT NULL,
@@ -127,6 +128,7 @@ class DeployRecord:
     revision: str | None = None
     previous_revision: str | None = None
     previous_split: dict[str, int] = field(default_factory=dict)
+    forced: bool = False
     reason: str | None = None
     findings: dict[str, Any] = field(default_factory=dict)
     stages: list[dict[str, Any]] = field(default_factory=list)
@@ -153,7 +155,8 @@ class DeployRecord:
             "previous_revision": self.previous_revision,
             "previous_split": self.previous_split,
             "checks": self.checks,
-            "forced": self.checks == "forced",
+            # --force was given (past failing checks, skipped checks or an unhealthy service)
+            "forced": self.forced or self.checks == "forced",
             "reason": self.reason,
             "findings": self.findings,
             "stage": self.stage,
@@ -201,6 +204,7 @@ class DeployJournal:
         reason: str | None,
         image: str | None,
         cwd: Path | None = None,
+        forced: bool = False,
     ) -> DeployRecord:
         """Write the record of a new attempt (stage ``plan``) and return it."""
         user, commit = who_am_i(cwd)
@@ -217,13 +221,14 @@ class DeployJournal:
             git_commit=commit,
             image=image,
             reason=reason,
+            forced=forced,
         )
         self._insert(record)
         return record
 
     def _insert(self, record: DeployRecord) -> None:
         data = record.to_dict()
-        data.pop("forced")
+        data["forced"] = int(record.forced)
         data |= {"host": record.host, "pid": record.pid}
         for key in _JSON_FIELDS:
             data[key] = json.dumps(data[key])
@@ -285,6 +290,7 @@ class DeployJournal:
         data["findings"] = data["findings"] or {}
         data["stages"] = data["stages"] or []
         data["previous_split"] = data["previous_split"] or {}
+        data["forced"] = bool(data["forced"])
         return DeployRecord(**data)
 
     def history(self, env: str, service: str | None = None, limit: int = 100) -> list[DeployRecord]:
