@@ -484,3 +484,26 @@ def test_gcloud_lists_and_accesses(
     assert refused.returncode != 0
     assert "FAILED_PRECONDITION" in refused.stderr
     assert "is in DISABLED state" in refused.stderr
+
+
+def test_a_malformed_body_is_refused_without_echoing_values(emulator: str, project: str) -> None:
+    import httpx
+
+    canary = "CANARY-not-a-number-7f3a"
+    base = f"{emulator}/v1/projects/{project}/secrets"
+    bodies = {
+        "bad-field": f'{{"payload": {{"data": "eA==", "dataCrc32c": "{canary}"}}}}',
+        "not-json": f'{{"payload": {canary}}}',
+    }
+    with httpx.Client() as client:
+        created = client.post(
+            base, params={"secretId": "s"}, json={"replication": {"automatic": {}}}
+        )
+        assert created.status_code == 200, created.text
+        answers = {k: client.post(f"{base}/s:addVersion", content=b) for k, b in bodies.items()}
+    for answer in answers.values():
+        assert answer.status_code == 400
+        assert answer.json()["error"]["status"] == "INVALID_ARGUMENT"
+        assert canary not in answer.text
+    assert "payload.dataCrc32c" in answers["bad-field"].json()["error"]["message"]
+    assert "not valid JSON" in answers["not-json"].json()["error"]["message"]

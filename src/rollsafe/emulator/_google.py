@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from http import HTTPStatus
 from typing import Any, TypeVar
 
@@ -101,5 +102,19 @@ def parse_message(cls: type[M], body: bytes) -> M:
         parsed: M = cls.from_json(body, ignore_unknown_fields=True)
         return parsed
     except Exception as exc:  # protobuf raises ParseError, ValueError, TypeError ...
-        reason = HTTPStatus.BAD_REQUEST.phrase
-        raise invalid_argument(f"{reason}: invalid JSON body for {cls.__name__}: {exc}") from exc
+        raise invalid_argument(_parse_problem(cls.__name__, str(exc))) from exc
+
+
+_FIELD = re.compile(r"Failed to parse (\w+) field")
+
+
+def _parse_problem(kind: str, detail: str) -> str:
+    # protobuf's messages quote the offending value, which may be a secret payload: keep the
+    # field path and drop the value
+    fields = _FIELD.findall(detail)
+    reason = HTTPStatus.BAD_REQUEST.phrase
+    if fields:
+        return f"{reason}: invalid value for field {'.'.join(fields)} of {kind}"
+    if detail.startswith("Failed to load JSON"):
+        return f"{reason}: the body of {kind} is not valid JSON"
+    return f"{reason}: invalid JSON body for {kind}"
