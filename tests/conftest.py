@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,6 +13,26 @@ import pytest
 from rollsafe.emulator.server import start_emulator, stop_emulator
 
 REPO = Path(__file__).resolve().parent.parent
+
+_LOOPBACK = {"127.0.0.1", "::1", "localhost", "", None}
+
+
+def _loopback_only(event: str, args: tuple[object, ...]) -> None:
+    """Only loopback addresses are ever targets of network traffic: any other lookup or
+    connection made in the test process fails the test that made it."""
+    if event == "socket.getaddrinfo":
+        host = args[0]
+    elif event == "socket.connect" and isinstance(args[1], tuple):
+        host = args[1][0]
+    else:
+        return
+    if isinstance(host, bytes):
+        host = host.decode()
+    if host not in _LOOPBACK:
+        raise RuntimeError(f"network traffic to {host!r}: tests may only reach loopback")
+
+
+sys.addaudithook(_loopback_only)
 EXAMPLES = REPO / "examples"
 
 # Strong random-looking values that must never appear in any output.

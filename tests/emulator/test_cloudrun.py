@@ -599,8 +599,15 @@ def log_texts(emulator: str, project: str, log_filter: str, until: str) -> list[
     cloud_logging = pytest.importorskip("google.cloud.logging")
     from google.auth.credentials import AnonymousCredentials
 
+    class LocalLoggingClient(cloud_logging.Client):  # type: ignore[misc]
+        # each logger would otherwise ask the GCE metadata server where it runs: traffic
+        # beyond loopback, and seconds of timeout off Google Cloud
+        def logger(self, name: str, *, labels: object = None, resource: object = None) -> object:
+            resource = resource or cloud_logging.Resource(type="global", labels={})
+            return super().logger(name, labels=labels, resource=resource)
+
     # google-cloud-logging speaks REST through its own HTTP client (its GAPIC is gRPC only)
-    client = cloud_logging.Client(
+    client = LocalLoggingClient(
         project=project,
         credentials=AnonymousCredentials(),
         _use_grpc=False,
