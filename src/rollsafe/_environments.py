@@ -15,7 +15,7 @@ from rollsafe.stores import SecretStore, open_store
 if TYPE_CHECKING:
     from rollsafe.platforms import Platform
 
-__all__ = ["emulator_endpoint", "platform_for", "store_for"]
+__all__ = ["emulator_endpoint", "gcp_endpoint", "platform_for", "store_for"]
 
 
 def emulator_endpoint(env: ResolvedEnvironment) -> str:
@@ -24,6 +24,12 @@ def emulator_endpoint(env: ResolvedEnvironment) -> str:
     from rollsafe.state import state_dir_for
 
     return ensure_emulator(state_dir_for(env.manifest_path))
+
+
+def gcp_endpoint(env: ResolvedEnvironment) -> str | None:
+    """Where ``env``'s Google clients go: the emulator's endpoint on ``local``, None (Google's
+    own endpoints) on ``cloudrun``."""
+    return emulator_endpoint(env) if env.platform == "local" else None
 
 
 def store_for(env: ResolvedEnvironment, override: str | None = None) -> SecretStore:
@@ -39,13 +45,11 @@ def store_for(env: ResolvedEnvironment, override: str | None = None) -> SecretSt
         return open_store(env.store, base_dir=env.manifest_path.parent)
     from rollsafe.stores.secretmanager import SecretManagerStore
 
-    endpoint = emulator_endpoint(env) if env.platform == "local" else None
-    return SecretManagerStore(env.gcp_project, endpoint=endpoint)
+    return SecretManagerStore(env.gcp_project, endpoint=gcp_endpoint(env))
 
 
 def platform_for(env: ResolvedEnvironment) -> Platform:
     """Cloud Run for ``env``: the emulator's on ``local``, Google's on ``cloudrun``."""
     from rollsafe.platforms.cloudrun import CloudRunPlatform
 
-    endpoint = emulator_endpoint(env) if env.platform == "local" else None
-    return CloudRunPlatform(env.gcp_project, env.region, endpoint=endpoint)
+    return CloudRunPlatform(env.gcp_project, env.region, endpoint=gcp_endpoint(env))
