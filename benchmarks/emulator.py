@@ -5,7 +5,9 @@
    awaited with ``operations/{id}:wait``, which answers the moment it is done (the client's
    own polling sleeps 1 s first).
 2. Throughput and added latency of the service URL (the router, inside the emulator's event
-   loop) against the revision's own port, in the same run, with the ratios.
+   loop) against the revision's own port, in the same run, with the ratios. The service is
+   private, as on Cloud Run: every request carries an ID token from the emulator's metadata
+   server, which the router checks, and the router writes a request log entry for each.
 
 The revision is a trivial asyncio HTTP/1.1 server (keep-alive), written to a temp directory.
 Run: ``.venv/bin/python benchmarks/emulator.py``.
@@ -14,7 +16,9 @@ Run: ``.venv/bin/python benchmarks/emulator.py``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -97,9 +101,24 @@ def deploy_times(endpoint: str, app: Path) -> tuple[list[float], run_v2.Service]
         client.transport.close()
 
 
+#: the Authorization field sent on every request (to the revision too: same bytes)
+_AUTH = [b""]
+
+
+def id_token(endpoint: str, audience: str) -> str:
+    """An ID token for ``audience`` from the emulator's metadata server."""
+    response = httpx.get(
+        f"{endpoint}/computeMetadata/v1/instance/service-accounts/default/identity",
+        params={"audience": audience},
+        headers={"Metadata-Flavor": "Google"},
+    )
+    response.raise_for_status()
+    return response.text
+
+
 async def _client(port: int, requests: int, latencies: list[float] | None = None) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
-    request = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+    request = b"GET / HTTP/1.1\r\nHost: bench\r\n%b\r\n" % _AUTH[0]
     try:
         for _ in range(requests):
             start = time.perf_counter()
@@ -151,10 +170,18 @@ def main() -> None:
         try:
             times, service = deploy_times(endpoint, app)
             routed = int(service.uri.rsplit(":", 1)[1])
-            direct = int(httpx.get(service.uri).text)  # the app answers its own port
+            token = id_token(endpoint, service.uri)
+            _AUTH[0] = b"Authorization: Bearer %b\r\n" % token.encode()
+            # the app answers its own port
+            direct = int(httpx.get(service.uri, headers={"Authorization": f"Bearer {token}"}).text)
             latencies, rps = asyncio.run(routing(direct, routed))
         finally:
-            stop_emulator(state_dir)
+            stop_emulator(state_dir)  # writes the last request log entries
+        with contextlib.closing(sqlite3.connect(state_dir / "emulator.sqlite3")) as db:
+            (logged,) = db.execute(
+                "SELECT count(*) FROM log_entries WHERE log_name LIKE '%run.googleapis.com%2Frequests'"
+            ).fetchone()
+        sent = 1 + 200 + ROUNDS * (LATENCY_REQUESTS + THROUGHPUT_CONNECTIONS * THROUGHPUT_REQUESTS)
 
     print(f"emulator benchmark ({sys.platform}, Python {sys.version.split()[0]})")
     print(
@@ -174,6 +201,7 @@ def main() -> None:
     for label, pct in (("latency median (ms)", 50), ("latency p95 (ms)", 95)):
         d, r = _ms(latencies[direct], pct), _ms(latencies[routed], pct)
         print(f"{label:28}{d:>10.3f}{r:>10.3f}{r / d:>8.2f}{r - d:>+9.3f} ms")
+    print(f"request log entries: {logged:,} for {sent:,} requests through the service URL")
 
 
 if __name__ == "__main__":

@@ -54,6 +54,11 @@ def _commands(path: Path) -> list[list[str]]:
         commands.append(["secrets-string", "-f", str(path), "--env", env, "-s", "api"])
         commands.append(["contract", "-f", str(path), "--env", env, "--service", "api"])
         commands.append(["secrets-string", "-f", str(path), "--env", env, "-s", "api", "--resolve"])
+        for fmt in ("text", "json"):
+            commands.append(["secret", "list", "-f", str(path), "--env", env, "--format", fmt])
+            commands.append(
+                ["secret", "versions", f"a-{env}", "-f", str(path), "--env", env, "--format", fmt]
+            )
     commands.append(["schema"])
     return commands
 
@@ -67,7 +72,7 @@ def test_no_canary_in_any_output(manifest: Path) -> None:
         for canary in CANARIES:
             assert canary not in text, (args, canary)
         ran += 1
-    assert ran == 15
+    assert ran == 23
 
 
 def test_findings_were_really_produced(manifest: Path) -> None:

@@ -18,8 +18,10 @@ Routes:
 - GET /api/fingerprint: the first 8 hex characters of SHA-256(SERVICE_SECRET), so a deploy
   can tell which secret version a revision runs with. Never the value.
 
-BACKEND_FAIL_HEALTH=1 makes /health answer 503 after a good start: a revision that starts
-but is broken, for the deploy's verification and rollback to catch.
+BACKEND_FAIL_HEALTH=1 makes /health answer 503 after a good start (its first answer, the
+startup probe's, is healthy): a revision that starts but is broken, for the deploy's
+verification and rollback to catch. BACKEND_FAIL_HEALTH=start makes every answer 503: the
+startup probe fails and the revision never becomes ready.
 """
 
 from __future__ import annotations
@@ -44,10 +46,16 @@ app = FastAPI(title="netra backend", version="1.4.2")
 guard.install(app)
 
 
+_health_answers = 0
+
+
 @guard.health_check
 def revision() -> dict[str, Any]:
     """The deploy's stand-in for a revision that starts fine and then breaks."""
-    if os.environ.get("BACKEND_FAIL_HEALTH") == "1":
+    global _health_answers
+    _health_answers += 1
+    broken = os.environ.get("BACKEND_FAIL_HEALTH", "")
+    if broken == "start" or (broken == "1" and _health_answers > 1):
         raise StartupCheckError(
             "BACKEND_FAIL_HEALTH=1: this revision is broken on purpose",
             key="BACKEND_FAIL_HEALTH",

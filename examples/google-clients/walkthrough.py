@@ -1,10 +1,13 @@
 """The emulator through Google's own client libraries only: no rollsafe import.
 
-    python examples/google-clients/walkthrough.py http://127.0.0.1:PORT
+    GCE_METADATA_HOST=127.0.0.1:PORT GCE_METADATA_IP=127.0.0.1:PORT \
+        python examples/google-clients/walkthrough.py http://127.0.0.1:PORT
 
 Creates a secret with two versions, a Cloud Run service whose env reads that secret, waits
-for it to be Ready, GETs its URL, splits traffic 50/50 between two revisions and reads the
-revision's logs. Prints what it sees; exits non-zero if anything is off.
+for it to be Ready, GETs its URL with an ID token (services are private, as on Cloud Run;
+google-auth fetches the token from the emulator's metadata server, which the two variables
+point at), splits traffic 50/50 between two revisions and reads the revision's logs. Prints
+what it sees; exits non-zero if anything is off.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from pathlib import Path
 
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
+from google.auth.transport.requests import Request
 from google.cloud import logging as cloud_logging
 from google.cloud import run_v2, secretmanager
+from google.oauth2 import id_token
 
 APP = Path(__file__).resolve().parent / "app.py"
 
@@ -92,8 +97,10 @@ def main(endpoint: str) -> int:
     print(f"service {service.name}: ready={ready} uri={service.uri}")
     first = service.latest_ready_revision.rsplit("/", 1)[-1]
 
-    # 3. GET its URL
-    with urllib.request.urlopen(service.uri, timeout=10) as response:
+    # 3. GET its URL, with an ID token for it as Cloud Run requires
+    token = id_token.fetch_id_token(Request(), service.uri)
+    invoke = urllib.request.Request(service.uri, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(invoke, timeout=10) as response:
         body = json.loads(response.read())
     print(f"GET {service.uri} -> {response.status} {body}")
 
@@ -110,7 +117,7 @@ def main(endpoint: str) -> int:
     split = {s.revision: s.percent for s in service.traffic_statuses}
     seen: collections.Counter[str] = collections.Counter()
     for _ in range(100):
-        with urllib.request.urlopen(service.uri, timeout=10) as response:
+        with urllib.request.urlopen(invoke, timeout=10) as response:
             seen[json.loads(response.read())["revision"]] += 1
     print(f"traffic {split}; 100 requests went to {dict(seen)}")
 

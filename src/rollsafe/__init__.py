@@ -40,6 +40,7 @@ _EXPORTS: dict[str, str] = {
     "SecretStore": "rollsafe.stores",
     "SecretValue": "rollsafe.stores",
     "SecretVersionInfo": "rollsafe.stores",
+    "WritableSecretStore": "rollsafe.stores",
     "open_store": "rollsafe.stores",
     "CheckResult": "rollsafe.startup",
     "DeterministicStartupError": "rollsafe.startup",
@@ -85,6 +86,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailableError",
     "UsageError",
+    "WritableSecretStore",
     "__version__",
     "estimate_secret_strength",
     "jwt_secret",
@@ -139,6 +141,7 @@ if TYPE_CHECKING:
         SecretStore,
         SecretValue,
         SecretVersionInfo,
+        WritableSecretStore,
         open_store,
     )
 

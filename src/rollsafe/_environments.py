@@ -2,20 +2,88 @@
 
 ``platform: local`` means the emulator of the state directory (started when needed);
 ``platform: cloudrun`` means Google Cloud through the official clients.
+``ROLLSAFE_GCP_ENDPOINT`` overrides both: every Google client goes to that endpoint (one
+emulator shared by several checkouts, CI jobs and tools) and no emulator is started.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
+from rollsafe.errors import UsageError
 from rollsafe.manifest import ResolvedEnvironment
 from rollsafe.stores import SecretStore, open_store
 
 if TYPE_CHECKING:
     from rollsafe.platforms import Platform
 
-__all__ = ["emulator_endpoint", "gcp_endpoint", "platform_for", "store_for"]
+__all__ = [
+    "GCP_ENDPOINT_ENV",
+    "emulator_endpoint",
+    "gcp_endpoint",
+    "platform_for",
+    "shared_endpoint",
+    "store_for",
+    "validate_endpoint",
+]
+
+#: the environment variable that points every Google client at one endpoint
+GCP_ENDPOINT_ENV = "ROLLSAFE_GCP_ENDPOINT"
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _invalid(raw: str, why: str) -> UsageError:
+    parts = urlsplit(raw) if "://" in raw else None
+    shown = raw
+    if parts is not None and (parts.username or parts.password):
+        # never echo credentials someone put into the URL
+        shown = parts._replace(netloc=f"***@{parts.hostname or ''}").geturl()
+    return UsageError(
+        f"{GCP_ENDPOINT_ENV}={shown!r} is not a usable endpoint: {why}",
+        hint=(
+            f"set {GCP_ENDPOINT_ENV} to an emulator's endpoint, http://127.0.0.1:PORT "
+            "(see `rollsafe emulator status`) or an https:// URL, or unset it"
+        ),
+    )
+
+
+def validate_endpoint(raw: str) -> str:
+    """``raw`` as ``scheme://host[:port]``: a loopback http URL or any https URL."""
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError:
+        raise _invalid(raw, "not a URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _invalid(raw, "expected http://127.0.0.1:PORT or https://HOST")
+    if parts.username or parts.password:
+        raise _invalid(raw, "credentials in the URL are not accepted")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise _invalid(raw, "it must not have a path, query or fragment")
+    if parts.scheme == "http" and not _loopback(parts.hostname):
+        raise _invalid(
+            raw, "plain http is accepted on loopback only (127.0.0.1, ::1, localhost); use https"
+        )
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+
+
+def shared_endpoint() -> str | None:
+    """``ROLLSAFE_GCP_ENDPOINT``, validated (UsageError if unusable); None when unset."""
+    raw = os.environ.get(GCP_ENDPOINT_ENV, "").strip()
+    return validate_endpoint(raw) if raw else None
 
 
 def emulator_endpoint(env: ResolvedEnvironment) -> str:
@@ -27,8 +95,12 @@ def emulator_endpoint(env: ResolvedEnvironment) -> str:
 
 
 def gcp_endpoint(env: ResolvedEnvironment) -> str | None:
-    """Where ``env``'s Google clients go: the emulator's endpoint on ``local``, None (Google's
-    own endpoints) on ``cloudrun``."""
+    """Where ``env``'s Google clients go: ``ROLLSAFE_GCP_ENDPOINT`` when set (on ``local`` and
+    ``cloudrun`` alike; no emulator is started), else the emulator's endpoint on ``local``
+    (started when needed), else None (Google's own endpoints)."""
+    shared = shared_endpoint()
+    if shared is not None:
+        return shared
     return emulator_endpoint(env) if env.platform == "local" else None
 
 

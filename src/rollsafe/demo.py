@@ -4,7 +4,8 @@
 revision exits 3 and traffic stays on the good revision; (3) a revision that starts but
 answers 503: verification fails and traffic is rolled back; (4) secrets fixed: the deploy
 goes through canary steps; (5) the history. A prober requests the service URL every 50 ms
-throughout and counts every answer that is not 200.
+throughout and counts every answer that is not 200. The backend is private, as on Cloud
+Run: the prober and the deploys carry ID tokens that the emulator mints.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from pathlib import Path
 import httpx
 
 from rollsafe.deploy import DeployListener, DeployOptions, DeployResult, run_deploy
+from rollsafe.errors import RollsafeError
 from rollsafe.manifest import ResolvedEnvironment, load_manifest
+from rollsafe.platforms.idtoken import IdTokenAuth, IdTokens
 from rollsafe.state.journal import DeployJournal, DeployRecord
 
 __all__ = ["DemoOutcome", "Prober", "run_demo"]
@@ -42,22 +45,26 @@ BAD_REDIRECT = (
 
 
 class Prober:
-    """Requests a URL every ``interval`` seconds in a thread; counts answers that are not 200."""
+    """Requests a URL every ``interval`` seconds in a thread; counts answers that are not 200.
 
-    def __init__(self, url: str, interval: float = 0.05) -> None:
+    ``auth`` (an ``IdTokenAuth``) gives each request the ID token a private service needs.
+    """
+
+    def __init__(self, url: str, interval: float = 0.05, *, auth: httpx.Auth | None = None) -> None:
         self.url = url
         self.interval = interval
+        self.auth = auth
         self.total = 0
         self.bad: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rollsafe-prober", daemon=True)
 
     def _run(self) -> None:
-        with httpx.Client(timeout=2.0) as client:
+        with httpx.Client(timeout=2.0, auth=self.auth) as client:
             while not self._stop.is_set():
                 try:
                     status = client.get(self.url + "/health").status_code
-                except httpx.HTTPError as exc:
+                except (httpx.HTTPError, RollsafeError) as exc:
                     status = 0
                     self.bad.append(f"no answer ({exc.__class__.__name__})")
                 else:
@@ -125,6 +132,7 @@ def run_demo(
     """Play the incident; ``say`` narrates, ``listener`` draws each deploy's stages."""
     from rollsafe.emulator.server import start_emulator, stop_emulator
     from rollsafe.platforms.cloudrun import CloudRunPlatform
+    from rollsafe.platforms.logs import CloudLoggingRevisionLogs
     from rollsafe.stores.secretmanager import SecretManagerStore
 
     started = time.perf_counter()
@@ -144,6 +152,8 @@ def run_demo(
                 SecretManagerStore(good.gcp_project, endpoint=endpoint) as store,
                 CloudRunPlatform(good.gcp_project, good.region, endpoint=endpoint) as platform,
                 DeployJournal(state_dir) as journal,
+                IdTokens(emulator=endpoint) as tokens,
+                CloudLoggingRevisionLogs(good.gcp_project, endpoint=endpoint) as revision_logs,
             ):
 
                 def deploy(env: ResolvedEnvironment, **options: object) -> DeployResult:
@@ -156,6 +166,8 @@ def run_demo(
                         store=store,
                         journal=journal,
                         listener=listener,
+                        tokens=tokens,
+                        logs=revision_logs,
                     )
 
                 def strong_secrets() -> None:
@@ -177,8 +189,8 @@ def run_demo(
                 service = platform.get_service(SERVICE)
                 if service is None or service.url is None:
                     return outcome  # the baseline failed: nothing to protect, the steps say why
-                prober = Prober(service.url).start()
-                say(f"prober: GET {service.url}/health every 50 ms from now on")
+                prober = Prober(service.url, auth=IdTokenAuth(tokens)).start()
+                say(f"prober: GET {service.url}/health every 50 ms from now on, with an ID token")
 
                 say("(1) the incident's secrets and redirect: the deploy is refused")
                 for name, value in WEAK.items():

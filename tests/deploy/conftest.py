@@ -35,6 +35,8 @@ from rollsafe.emulator.server import RUN_FILE, stop_emulator
 from rollsafe.manifest import ResolvedEnvironment, load_manifest
 from rollsafe.platforms import RevisionInfo, ServiceInfo
 from rollsafe.platforms.cloudrun import CloudRunPlatform
+from rollsafe.platforms.idtoken import IdTokenAuth, IdTokens
+from rollsafe.platforms.logs import CloudLoggingRevisionLogs
 from rollsafe.state import STATE_DIR_NAME
 from rollsafe.state.journal import DeployJournal
 from rollsafe.stores.secretmanager import SecretManagerStore
@@ -90,9 +92,13 @@ class Site:
     platform: CloudRunPlatform
     store: SecretManagerStore
     journal: DeployJournal
+    #: ID tokens from the emulator: the example backend is private
+    tokens: IdTokens
     events: EventLog = field(default_factory=EventLog)
     #: every secret value this test put in the store
     values: list[str] = field(default_factory=list)
+    #: the emulator's Cloud Logging: a failed revision's exit code and CRITICAL line
+    logs: CloudLoggingRevisionLogs | None = None
 
     def deploy(self, env: ResolvedEnvironment | None = None, **options: Any) -> DeployResult:
         options.setdefault("watch", 0)
@@ -104,6 +110,7 @@ class Site:
             store=self.store,
             journal=self.journal,
             listener=self.events,
+            logs=self.logs,
         )
 
     def seed(self) -> dict[str, str]:
@@ -144,11 +151,35 @@ class Site:
     def revisions(self) -> list[RevisionInfo]:
         return self.platform.list_revisions(SERVICE)
 
-    def get(self, path: str) -> httpx.Response:
-        """GET through the service URL (the router splits it like Cloud Run)."""
+    def terminal_message(self) -> str:
+        """The service's terminal condition: the text of its last operation's error."""
+        from google.cloud import run_v2
+
+        from rollsafe._gcp import client_kwargs
+
+        client = run_v2.ServicesClient(**client_kwargs(self.endpoint))
+        try:
+            name = f"projects/{self.env.gcp_project}/locations/{self.env.region}/services/"
+            message: str = client.get_service(name=name + SERVICE).terminal_condition.message
+            return message
+        finally:
+            client.transport.close()
+
+    def variant(self, old: str, new: str) -> ResolvedEnvironment:
+        """The environment of this workspace's manifest with ``old`` replaced by ``new``."""
+        text = self.manifest.read_text(encoding="utf-8")
+        assert old in text, f"the manifest has no {old!r}"
+        path = self.root / "variant.yaml"
+        path.write_text(text.replace(old, new), encoding="utf-8")
+        return load_manifest(path).resolve(ENV)
+
+    def get(self, path: str, *, token: bool = True) -> httpx.Response:
+        """GET through the service URL (the router splits it like Cloud Run), with an ID
+        token unless ``token`` is False."""
         url = self.service().url
         assert url is not None
-        return httpx.get(url + path, timeout=5.0)
+        auth = IdTokenAuth(self.tokens) if token else None
+        return httpx.get(url + path, timeout=5.0, auth=auth)
 
     def cli(self, *args: str, manifest: Path | None = None) -> Result:
         """Run the real CLI on this workspace's manifest (and so its state directory)."""
@@ -177,6 +208,8 @@ def site(
         CloudRunPlatform(project, env.region, endpoint=emulator) as platform,
         SecretManagerStore(project, endpoint=emulator) as store,
         DeployJournal(state_dir) as journal,
+        IdTokens(emulator=emulator) as tokens,
+        CloudLoggingRevisionLogs(project, endpoint=emulator) as logs,
     ):
         yield Site(
             root=tmp_path,
@@ -189,6 +222,8 @@ def site(
             platform=platform,
             store=store,
             journal=journal,
+            tokens=tokens,
+            logs=logs,
         )
     # had the CLI judged the session's emulator gone, it would have started one of its own
     session = json.loads((emulator_dir / RUN_FILE).read_text())

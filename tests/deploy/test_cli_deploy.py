@@ -49,7 +49,9 @@ def test_deploy_exit_codes_status_and_history(site: Site) -> None:
     reason = "INC-42 force it"
     forced = site.cli(*DEPLOY, "--force", "--reason", reason, manifest=site.incident_manifest)
     assert forced.exit_code == 3, forced.output
-    assert "exit(3)" in _flat(forced.stdout)
+    # read from the revision's logs: Cloud Run's exit line and the guard's CRITICAL line
+    assert "Container called exit(3)." in _flat(forced.stdout)
+    assert "start-up guard (CRITICAL)" in _flat(forced.stdout)
     assert site.split() == {serving: 100}
 
     history = site.cli("history", "--env", ENV, "--format", "json")

@@ -81,6 +81,7 @@ def test_rollback_refuses_a_missing_or_failed_revision_before_any_change(site: S
     with pytest.raises(RollsafeError, match="cannot serve traffic") as broken:
         manual_rollback(site.env, SERVICE, to=failed, platform=site.platform, journal=site.journal)
     assert broken.value.exit_code == 1
-    assert "exit(3)" in broken.value.message
+    # the revision's Ready condition, in Cloud Run's words (its logs say exit(3))
+    assert "failed to start and listen on the port" in broken.value.message
     assert site.split() == {base: 100}
     assert len(site.journal.history(ENV)) == count

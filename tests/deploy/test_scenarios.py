@@ -11,6 +11,7 @@ from rollsafe.demo import Prober
 from rollsafe.deploy import CANDIDATE_TAG, DeployOptions, run_deploy
 from rollsafe.deploy.plan import ANNOTATION_CHECKS, ANNOTATION_DEPLOY_ID, ANNOTATION_REASON
 from rollsafe.errors import RollsafeError
+from rollsafe.platforms.idtoken import IdTokenAuth
 from rollsafe.stores.secretmanager import SecretManagerStore
 from tests.deploy.conftest import ENV, SERVICE, Site
 
@@ -65,7 +66,8 @@ def test_forced_incident_deploy_exits_3_at_start_and_traffic_stays(site: Site) -
     result = site.deploy(site.incident, force=True, reason=reason)
     assert result.exit_code == 3, result.message
     assert result.outcome == "failed"
-    assert "exit(3)" in result.message
+    # read from the revision's logs through the Logging API, as on Google
+    assert "Container called exit(3)." in result.message
     assert "start-up guard (CRITICAL)" in result.message
     assert "SERVICE_SECRET machine_secret" in result.message
     assert site.split() == {base: 100}
@@ -84,12 +86,20 @@ def test_forced_incident_deploy_exits_3_at_start_and_traffic_stays(site: Site) -
     assert failed.failed
     assert failed.annotations[ANNOTATION_CHECKS] == "forced"
     assert failed.annotations[ANNOTATION_REASON] == reason
+    # the platform's own words hold no line the application printed, nor its exit code
+    assert failed.message.startswith("The user-provided container failed to start and listen")
+    operation_error = site.terminal_message()
+    assert operation_error == (
+        f"Revision '{failed.name}' is not ready and cannot serve traffic. {failed.message}"
+    )
+    for printed in ("CRITICAL", "SERVICE_SECRET", "machine_secret", "exit(3)", "{"):
+        assert printed not in operation_error
 
 
 def test_revision_answering_503_is_rolled_back(site: Site) -> None:
     base = site.baseline()
     site.seed()
-    prober = Prober(site.service().url or "").start()
+    prober = Prober(site.service().url or "", auth=IdTokenAuth(site.tokens)).start()
     try:
         result = site.deploy(extra_env={"BACKEND_FAIL_HEALTH": "1"})
     finally:
@@ -113,12 +123,38 @@ def test_revision_answering_503_is_rolled_back(site: Site) -> None:
     assert [s["stage"] for s in record.stages][-2:] == ["verify", "rollback"]
 
 
+def test_revision_whose_health_fails_at_start_never_becomes_ready(site: Site) -> None:
+    base = site.baseline()
+    site.seed()
+    # the startup probe on /health gives up after 3 one-second attempts
+    env = site.variant("interval: 0.1s}", "interval: 0.1s, startup: {failure_threshold: 3}}")
+    seen = len(site.events.events)
+    result = site.deploy(env, extra_env={"BACKEND_FAIL_HEALTH": "start"})
+    assert result.exit_code == 3, result.message
+    assert result.outcome == "failed"
+    assert (
+        'STARTUP HTTP probe failed 3 times consecutively for container "backend-1" on path '
+        '"/health". The instance was not started.'
+    ) in result.message
+    # the platform refused it: deploy never verified it, never shifted, never rolled back
+    started = [e.stage for e in site.events.events[seen:] if e.kind == "start"]
+    assert started == ["plan", "preflight", "current-health", "create"]
+    assert site.split() == {base: 100}
+    assert CANDIDATE_TAG not in site.tags()
+    assert site.get("/health").status_code == 200
+    assert result.plan is not None
+    failed = next(r for r in site.revisions() if r.name == result.plan.spec.revision)
+    assert (failed.ready, failed.failed) == (False, True)
+    assert failed.startup_probe is not None
+    assert (failed.startup_probe.path, failed.startup_probe.failure_threshold) == ("/health", 3)
+
+
 def test_fixed_deploy_goes_through_canary_steps(site: Site) -> None:
     base = site.baseline()
     site.seed()
     # a tag that is not rollsafe's (set with gcloud, say) must survive the deploy
     site.platform.set_traffic(SERVICE, {base: 100}, {"stable": base})
-    prober = Prober(site.service().url or "").start()
+    prober = Prober(site.service().url or "", auth=IdTokenAuth(site.tokens)).start()
     try:
         result = site.deploy(canary=(10, 50, 100), watch=0.3)
     finally:

@@ -121,8 +121,8 @@ def test_verbose_prints_the_api_calls(drifted: Drifted) -> None:
     )
     assert code == 1
     json.loads(stdout)  # the count goes to stderr and leaves the JSON whole
-    assert "API calls: 28 (secretmanager: list_secrets=1 list_versions=10 access=7;" in stderr
-    assert "run: get_service=5 list_revisions=5)" in stderr
+    assert "API calls: 33 (secretmanager: list_secrets=1 list_versions=10 access=7;" in stderr
+    assert "run: get_service=5 list_revisions=5 get_iam_policy=5)" in stderr
 
 
 @pytest.mark.parametrize(

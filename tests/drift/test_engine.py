@@ -86,7 +86,11 @@ def test_a_service_that_does_not_exist_is_not_deployed(
     report = run_drift(env("dev"), InMemorySecretStore(), InMemoryPlatform())
     assert [(f.kind.value, f.service) for f in report.findings] == [("not_deployed", "api")]
     assert report.exit_code == 1
-    assert report.calls.to_dict()["run"] == {"get_service": 1, "list_revisions": 0}
+    assert report.calls.to_dict()["run"] == {
+        "get_service": 1,
+        "list_revisions": 0,
+        "get_iam_policy": 0,
+    }
 
 
 def test_the_start_up_contract_is_managed_and_compared(
@@ -247,3 +251,70 @@ def test_a_contract_with_list_arguments_is_the_same_contract(
     )
     report = run_drift(dev, store, platform)
     assert [f.kind.value for f in report.findings] == ["weak_secret"]  # `a` has no upper case
+
+
+@pytest.mark.parametrize(
+    ("declared", "actual", "severity", "verb"),
+    [(False, True, "error", "remove"), (True, False, "warning", "add")],
+    ids=["open-but-private-in-manifest", "closed-but-public-in-manifest"],
+)
+def test_access_mismatch(
+    write: Callable[[str, str], Path], declared: bool, actual: bool, severity: str, verb: str
+) -> None:
+    text = MANIFEST.replace(
+        "  api:\n", f"  api:\n    overrides: {{prod: {{public: {str(declared).lower()}}}}}\n"
+    )
+    prod = load_manifest(write("rollsafe.yaml", text)).resolve("prod")
+    assert prod.services["api"].public is declared
+    store = InMemorySecretStore({"token-prod": [strong()]})
+    platform = InMemoryPlatform()
+    platform.create_revision(_revision("api-1", {"TOKEN": SecretRef("token-prod", "1")}))
+    platform.set_public("api", actual)
+    report = run_drift(prod, store, platform)
+    (finding,) = report.of_kind("access_mismatch")
+    assert finding.severity == severity
+    assert finding.key == "public"
+    assert finding.manifest == {"type": "access", "public": declared, "line": finding.line}
+    assert finding.deployed == {"type": "access", "public": actual}
+    assert finding.fix is not None
+    assert finding.fix.rollsafe is None
+    assert finding.fix.gcloud == (
+        f"gcloud run services {verb}-iam-policy-binding api --member=allUsers "
+        "--role=roles/run.invoker --region europe-west1 --project p-prod"
+    )
+    assert "never on an existing one" in finding.hint
+    assert report.calls.to_dict()["run"]["get_iam_policy"] == 1
+    # the access matches once the policy does: no finding
+    platform.set_public("api", declared)
+    assert run_drift(prod, store, platform).of_kind("access_mismatch") == []
+
+
+def test_access_mismatch_renders_in_text_and_json(
+    write: Callable[[str, str], Path],
+) -> None:
+    import json
+
+    from rich.console import Console
+
+    from rollsafe.drift import render_json, render_text
+
+    store = InMemorySecretStore({"token-dev": [strong()]})
+    platform = InMemoryPlatform()
+    platform.create_revision(_revision("api-1", {"TOKEN": SecretRef("token-dev", "1")}))
+    platform.set_public("api", True)
+    report = run_drift(
+        load_manifest(write("rollsafe.yaml", MANIFEST)).resolve("dev"), store, platform
+    )
+    console = Console(record=True, width=400, soft_wrap=True)
+    console.print(render_text(report))
+    text = console.export_text()
+    assert "public [access_mismatch] service api is public" in text
+    assert "manifest: public: false (callers need an ID token)" in text
+    assert "deployed: allUsers has roles/run.invoker: anyone may invoke" in text
+    assert "fix:      gcloud run services remove-iam-policy-binding api --member=allUsers" in text
+    (data,) = [
+        f for f in json.loads(render_json(report))["findings"] if f["kind"] == "access_mismatch"
+    ]
+    assert data["fix"]["rollsafe"] is None
+    assert data["fix"]["gcloud"].startswith("gcloud run services remove-iam-policy-binding api ")
+    assert data["severity"] == "error"

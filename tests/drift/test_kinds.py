@@ -121,7 +121,7 @@ def test_weak_secret_severity_follows_strictness(report: DriftReport) -> None:
 
 def test_calls_are_batched(report: DriftReport) -> None:
     calls = report.calls.to_dict()
-    assert calls["run"] == {"get_service": 5, "list_revisions": 5}
+    assert calls["run"] == {"get_service": 5, "list_revisions": 5, "get_iam_policy": 5}
     assert calls["secretmanager"]["list_secrets"] == 1
     # one listing per referenced secret that exists (deleted-dev does not)
     referenced = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -12,8 +13,13 @@ def test_walkthrough_with_only_google_clients(emulator: str) -> None:
     script = EXAMPLES / "google-clients" / "walkthrough.py"
     assert "import rollsafe" not in script.read_text()
     assert "from rollsafe" not in script.read_text()
+    # google-auth finds the metadata server (and so ID tokens) where these point
+    host = emulator.removeprefix("http://")
+    env = {**os.environ, "GCE_METADATA_HOST": host, "GCE_METADATA_IP": host}
+    env.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
     result = subprocess.run(
         [sys.executable, str(script), emulator],
+        env=env,
         capture_output=True,
         text=True,
         timeout=180,

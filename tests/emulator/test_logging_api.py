@@ -167,7 +167,12 @@ def _lines(entries: Any) -> list[int]:
         ('(severity=DEBUG OR severity=DEFAULT) resource.type="cloud_run_revision"', [0, 9]),
         ('textPayload:"BOOM"', [3]),
         ('jsonPayload.message="structured"', [5]),
-        ("jsonPayload.code=3", []),  # numbers travel as JSON numbers (3.0)
+        ("jsonPayload.code=3", [5]),  # JSON numbers compare as numbers
+        ("jsonPayload.code>=2.5", [5]),
+        ("jsonPayload.code<3", []),
+        ('resource.type=("cloud_run_job" OR "cloud_run_revision") severity>=ERROR', [3, 5, 7]),
+        ('LOG_ID("run.googleapis.com/stderr")', [3]),
+        ('NOT LOG_ID("run.googleapis.com/stdout")', [3]),
         ("structured", [5]),
         ('resource.labels.service_name=~"^w"', [6, 7]),
         ('insertId!=""', list(range(10))),
@@ -200,15 +205,15 @@ def test_entries_have_cloud_run_shape(
     assert text.log_name == f"projects/{project}/logs/run.googleapis.com%2Fstderr"
     assert text.severity == "ERROR"
     assert text.timestamp == T0 + timedelta(seconds=3)
-    assert text.received_timestamp == text.timestamp
+    assert text.received_timestamp > text.timestamp  # written an hour later
     assert text.insert_id
     assert text.resource.type == "cloud_run_revision"
+    # the resource labels as written, and project_id from the log name (as Logging does)
     assert text.resource.labels == {
         "project_id": project,
         "service_name": "api",
         "revision_name": "api-00001",
         "location": "us-central1",
-        "configuration_name": "api",
     }
     assert type(structured).__name__ == "StructEntry"
     assert structured.payload == {"message": "structured", "code": 3}
@@ -283,6 +288,7 @@ def test_page_token_is_stable_while_entries_arrive(
         ({"filter": "severity>=ERROR AND (resource.type=x"}, "missing ')'"),
         ({"orderBy": "severity desc"}, "only 'timestamp asc|desc'"),
         ({"pageToken": "garbage"}, "Invalid page token"),
+        ({"filter": "severity>=ERROR " * 1500}, "the limit is 20000"),
         ({"resourceNames": []}, "resourceNames"),
         ({"resourceNames": ["organizations/1"]}, "project logs only"),
     ],
@@ -301,22 +307,136 @@ def test_bad_requests_are_invalid_argument(
 
 def test_bad_filter_reaches_the_client_as_bad_request(client: cloud_logging.Client) -> None:
     with pytest.raises(exceptions.BadRequest, match="Unsupported filter term"):
-        list(client.list_entries(filter_="httpRequest.status=503"))
+        list(client.list_entries(filter_="protoPayload.methodName=x"))
 
 
-def test_write_refuses_what_it_cannot_keep(client: cloud_logging.Client, project: str) -> None:
-    other_log = _entry(project, 1)
-    other_log["logName"] = f"projects/{project}/logs/my-app"
-    other_resource = _entry(project, 1)
-    other_resource["resource"] = {"type": "global", "labels": {}}
-    for entry, message in (
-        (other_log, "run.googleapis.com/"),
-        (other_resource, "cloud_run_revision"),
-    ):
-        with pytest.raises(exceptions.BadRequest, match=message):
-            client.logging_api.write_entries([entry])
-    client.logging_api.write_entries([_entry(project, 1)], dry_run=True)
-    assert list(client.list_entries()) == []
+def _write(endpoint: str, body: dict[str, Any]) -> httpx.Response:
+    return httpx.post(f"{endpoint}/v2/entries:write", json=body, timeout=10)
+
+
+def _raw_entries(endpoint: str, project: str, filter_: str = "") -> list[dict[str, Any]]:
+    reply = httpx.post(
+        f"{endpoint}/v2/entries:list",
+        json={"resourceNames": [f"projects/{project}"], "filter": filter_},
+        timeout=10,
+    )
+    assert reply.status_code == 200, reply.text
+    entries: list[dict[str, Any]] = reply.json().get("entries", [])
+    return entries
+
+
+def test_write_any_log_with_request_defaults(emulator: str, project: str) -> None:
+    """logName, resource and labels of the request apply to entries that lack them; an
+    entry's own label wins; insertId and timestamps are assigned when absent."""
+    reply = _write(
+        emulator,
+        {
+            "logName": f"projects/{project}/logs/my-app",
+            "resource": {"type": "global", "labels": {"project_id": project}},
+            "labels": {"env": "dev", "team": "core"},
+            "entries": [
+                {"textPayload": "plain"},
+                {
+                    "textPayload": "own",
+                    "logName": f"projects/{project}/logs/other%2Flog",
+                    "resource": {"type": "gce_instance", "labels": {"zone": "z"}},
+                    "labels": {"team": "edge"},
+                    "insertId": "mine",
+                    "timestamp": _at(1),
+                },
+            ],
+        },
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.json() == {}
+    own, plain = sorted(_raw_entries(emulator, project), key=lambda e: e["textPayload"])
+    assert own["textPayload"] == "own"
+    assert plain["logName"] == f"projects/{project}/logs/my-app"
+    assert plain["resource"] == {"type": "global", "labels": {"project_id": project}}
+    assert plain["labels"] == {"env": "dev", "team": "core"}
+    assert plain["insertId"]
+    assert plain["timestamp"] == plain["receiveTimestamp"]
+    assert own["logName"] == f"projects/{project}/logs/other%2Flog"
+    # the project of the log fills a resource's missing project_id, as Logging does
+    assert own["resource"] == {
+        "type": "gce_instance",
+        "labels": {"zone": "z", "project_id": project},
+    }
+    assert own["labels"] == {"env": "dev", "team": "edge"}
+    assert own["insertId"] == "mine"
+    assert own["timestamp"].startswith(_at(1)[:19])
+    assert own["receiveTimestamp"] > own["timestamp"]
+
+
+def test_partial_success_and_dry_run(emulator: str, project: str) -> None:
+    good = {"logName": f"projects/{project}/logs/ok", "textPayload": "good"}
+    bad = {"logName": f"projects/{project}/logs/bad log!", "textPayload": "bad"}
+    body: dict[str, Any] = {"resource": {"type": "global"}, "entries": [good, bad]}
+    # without partialSuccess nothing is written
+    refused = _write(emulator, body)
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert error["status"] == "INVALID_ARGUMENT"
+    assert error["message"].startswith("entries[1]: Invalid log ID")
+    (details,) = error["details"]
+    assert details["@type"].endswith("google.logging.v2.WriteLogEntriesPartialErrors")
+    assert set(details["logEntryErrors"]) == {"1"}
+    assert _raw_entries(emulator, project) == []
+    # dryRun checks only
+    assert _write(emulator, {**body, "entries": [good], "dryRun": True}).status_code == 200
+    assert _raw_entries(emulator, project) == []
+    # with partialSuccess the good one is written and the bad one still reported
+    partial = _write(emulator, {**body, "partialSuccess": True})
+    assert partial.status_code == 400
+    assert [e["textPayload"] for e in _raw_entries(emulator, project)] == ["good"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"textPayload": "x", "resource": {"type": "global"}}, "Log name is required"),
+        ({"logName": "projects/p/logs/x", "textPayload": "x"}, "monitored resource"),
+        (
+            {"logName": "organizations/1/logs/x", "resource": {"type": "global"}},
+            "project logs only",
+        ),
+        ({"logName": "projects/p/x", "resource": {"type": "global"}}, "Invalid log name"),
+        (
+            {
+                "logName": "projects/p/logs/x",
+                "resource": {"type": "global"},
+                "textPayload": "x" * 300_000,
+            },
+            "Log entry with size 293.0K exceeds maximum size of 256.0K",
+        ),
+    ],
+    ids=["no-log-name", "no-resource", "organization", "malformed", "too-large"],
+)
+def test_write_refusals(emulator: str, entry: dict[str, Any], message: str) -> None:
+    reply = _write(emulator, {"entries": [entry]})
+    assert reply.status_code == 400
+    assert message in reply.json()["error"]["message"]
+
+
+def test_old_and_far_entries_are_kept_but_not_listed(emulator: str, project: str) -> None:
+    """Google keeps entries outside [now - 30 days, now + 1 day] out of entries:list."""
+    now = datetime.now(UTC)
+    stamps = {"old": now - timedelta(days=31), "future": now + timedelta(days=2), "now": now}
+    reply = _write(
+        emulator,
+        {
+            "logName": f"projects/{project}/logs/times",
+            "resource": {"type": "global"},
+            "entries": [
+                {"textPayload": name, "timestamp": moment.isoformat().replace("+00:00", "Z")}
+                for name, moment in stamps.items()
+            ],
+        },
+    )
+    assert reply.status_code == 200, reply.text
+    assert [e["textPayload"] for e in _raw_entries(emulator, project)] == ["now"]
+    logs = httpx.get(f"{emulator}/v2/projects/{project}/logs").json()
+    assert logs["logNames"] == [f"projects/{project}/logs/times"]
 
 
 # -- what revision processes write (LogSink.write_line), through an in-process server --
@@ -381,7 +501,13 @@ def test_lines_written_by_revisions(local: tuple[str, LogSink]) -> None:
             None,
         ]  # DEFAULT is left out, as Google does
         assert entries[2].log_name == "projects/p/logs/run.googleapis.com%2Fstderr"
-        assert entries[0].resource.labels["location"] == "europe-west1"
+        assert entries[0].resource.labels == {
+            "project_id": "p",
+            "service_name": "backend",
+            "revision_name": "backend-00007",
+            "location": "europe-west1",
+            "configuration_name": "backend",
+        }
         (error,) = client.list_entries(filter_="severity>=ERROR")
         assert error.payload == {"message": "SERVICE_SECRET too weak"}
         assert [e.payload for e in client.list_entries(filter_='"exit(3)"')] == [
@@ -431,3 +557,19 @@ def test_gcloud_logging_read(
     )
     assert out.split("\n")[0] == "from gcloud"
     assert "other service" not in out
+
+
+def test_a_retried_write_is_listed_once(emulator: str, project: str) -> None:
+    """Same log, insertId and timestamp: one entry, as Google deduplicates."""
+    entry = {
+        "logName": f"projects/{project}/logs/retried",
+        "resource": {"type": "global"},
+        "insertId": "once",
+        "timestamp": _at(1),
+        "textPayload": "first",
+    }
+    again = {**entry, "textPayload": "second"}
+    later = {**entry, "timestamp": _at(2), "textPayload": "other time"}
+    for body in ([entry], [again], [later]):
+        assert _write(emulator, {"entries": body}).status_code == 200
+    assert [e["textPayload"] for e in _raw_entries(emulator, project)] == ["first", "other time"]

@@ -753,3 +753,72 @@ def test_smooth_weighted_is_exact_over_100_picks(split: list[tuple[str, int]]) -
     for name, percent in split:
         expected[name] += percent
     assert Counter(balancer.pick() for _ in range(100)) == expected
+
+
+# -- access checks and request records -------------------------------------------------------
+
+
+class BearerGood:
+    """Passes ``Bearer good`` for the service's own URLs: 403 without a token, else 401."""
+
+    def __init__(self) -> None:
+        self.audiences: list[frozenset[str]] = []
+
+    def check(self, service: str, audiences: frozenset[str], authorization: bytes | None) -> int:
+        assert service == SERVICE
+        self.audiences.append(audiences)
+        if authorization is None:
+            return 403
+        return 0 if authorization == b"Bearer good" else 401
+
+
+def test_access_refuses_with_cloud_run_pages_and_every_request_is_recorded(
+    backends: dict[str, int], clients: Callable[[str], http.client.HTTPConnection]
+) -> None:
+    from rollsafe.emulator._request_log import RequestRecord
+
+    access = BearerGood()
+    records: list[RequestRecord] = []
+    harness = RouterThread(backends.get, access=access, request_log=records.append)
+    try:
+        routes = harness.set_service([(BLUE, 100)], {"canary": GREEN})
+        conn = clients(routes.url)
+        status, body, revision = get(conn, "/headers?x=1")
+        assert (status, revision) == (403, "")
+        assert "<code>/headers?x=1</code> from this server." in body
+        status, body, _ = get(conn, "/", headers={"Authorization": "Bearer bad"})
+        assert status == 401
+        assert "<h1>Error: Unauthorized</h1>" in body
+        # the refusals kept the connection: it still serves, the token passed along
+        status, body, revision = get(
+            conn, "/headers", headers={"Authorization": "Bearer good", "User-Agent": "probe/1"}
+        )
+        assert (status, revision) == (200, BLUE)
+        served_body = body
+        forwarded = dict(json.loads(body))
+        assert forwarded["authorization"] == "Bearer good"
+        trace = forwarded["x-cloud-trace-context"].split("/")[0]
+        status, _, revision = get(
+            clients(routes.tag_urls["canary"]), "/", headers={"Authorization": "Bearer good"}
+        )
+        assert (status, revision) == (200, GREEN)
+    finally:
+        harness.close()
+
+    urls = {routes.url, routes.tag_urls["canary"]}
+    assert access.audiences[-1] == frozenset(urls | {url + "/" for url in urls})
+    assert [(r.status, r.revision, r.target) for r in records] == [
+        (403, BLUE, b"/headers?x=1"),  # refused requests name the revision that would answer
+        (401, BLUE, b"/"),
+        (200, BLUE, b"/headers"),
+        (200, GREEN, b"/"),
+    ]
+    refused, _, served, _ = records
+    assert "not authenticated" in refused.text
+    assert served.text == ""
+    assert served.trace_id == trace  # the trace the router started is the one it logs
+    assert served.user_agent == b"probe/1"
+    assert served.remote_ip == b"127.0.0.1"
+    assert served.response_size > len(served_body.encode()) > 0
+    assert served.request_size > 0
+    assert served.latency >= 0

@@ -176,3 +176,49 @@ def test_missing_manifest(tmp_path: Path) -> None:
         load_manifest(tmp_path / "nope.yaml")
     assert "not found" in info.value.message
     assert info.value.hint
+
+
+_PUBLIC_MANIFEST = """
+version: 1
+project: p
+environments: {dev: {}, staging: {}, production: {}}
+services:
+  api:
+    public: true
+    overrides:
+      staging: {public: false}
+  worker: {}
+"""
+
+
+@pytest.mark.parametrize(
+    ("env", "service", "public"),
+    [
+        ("dev", "api", True),
+        ("staging", "api", False),
+        ("production", "api", True),
+        ("dev", "worker", False),
+    ],
+    ids=["declared", "overridden", "inherited", "default-private"],
+)
+def test_public_defaults_to_private_and_overrides_per_environment(
+    write: Callable[[str, str], Path], env: str, service: str, public: bool
+) -> None:
+    manifest = load_manifest(write("rollsafe.yaml", _PUBLIC_MANIFEST))
+    assert manifest.resolve(env).services[service].public is public
+
+
+def test_public_must_be_a_boolean(write: Callable[[str, str], Path]) -> None:
+    text = "version: 1\nproject: p\nenvironments: {dev: {}}\nservices:\n  api: {public: maybe}\n"
+    with pytest.raises(ManifestError) as info:
+        load_manifest(write("rollsafe.yaml", text))
+    assert "public" in str(info.value)
+
+
+def test_json_schema_has_public() -> None:
+    from rollsafe.manifest.schema import manifest_json_schema
+
+    defs = manifest_json_schema()["$defs"]
+    assert defs["Service"]["properties"]["public"]["type"] == "boolean"
+    assert defs["Service"]["properties"]["public"]["default"] is False
+    assert "public" in defs["ServiceOverride"]["properties"]

@@ -131,6 +131,8 @@ def test_dev_is_degraded_by_default_and_warns_on_rules(serve: Any) -> None:
 
 def test_broken_after_start_switch(serve: Any) -> None:
     server = serve(_env("contract", BACKEND_FAIL_HEALTH="1"))
+    # the first answer is the startup probe's: healthy, so the revision becomes ready
+    assert server.get("/health").status == 200
     health = server.get("/health")
     assert health.status == 503
     body = health.json()
@@ -138,6 +140,11 @@ def test_broken_after_start_switch(serve: Any) -> None:
     assert body["failures"][0]["key"] == "BACKEND_FAIL_HEALTH"
     assert server.get("/ready").status == 200  # it started; it is broken
     assert server.get("/api/fingerprint").status == 200
+
+
+def test_broken_from_the_start_switch(serve: Any) -> None:
+    server = serve(_env("contract", BACKEND_FAIL_HEALTH="start"))
+    assert [server.get("/health").status for _ in range(2)] == [503, 503]
 
 
 def test_oauth_callback_and_jwt(serve: Any) -> None:

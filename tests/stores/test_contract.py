@@ -11,12 +11,14 @@ from rollsafe.errors import StoreError
 from rollsafe.stores import (
     DotenvSecretStore,
     InMemorySecretStore,
+    InvalidSecretError,
     SecretNotFoundError,
     SecretStore,
     SecretValue,
     VersionNotFoundError,
     VersionState,
     VersionUnavailableError,
+    WritableSecretStore,
     open_store,
 )
 from rollsafe.stores.secretmanager import SecretManagerStore
@@ -91,7 +93,7 @@ def test_missing_version(store: SecretStore) -> None:
         store.access("alpha", "7")
 
 
-WritableStore = InMemorySecretStore | SecretManagerStore
+WritableStore = WritableSecretStore
 
 
 @pytest.fixture(params=["memory", "secretmanager"])
@@ -145,6 +147,85 @@ def test_destroyed_version_stays_listed_without_value(writable: WritableStore) -
         writable.access("s", "1")
     assert info.value.state is VersionState.DESTROYED
     assert CANARY not in str(info.value)
+
+
+def test_create_says_whether_it_created(writable: WritableStore) -> None:
+    assert writable.create_secret("s", labels={"managed-by": "rollsafe"}) is True
+    assert writable.create_secret("s") is False
+    assert writable.list_secrets() == ["s"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["bad name", "x" * 256, "", "a/b", "dot.ted"],
+    ids=["space", "long", "empty", "slash", "dot"],
+)
+def test_invalid_names_are_refused_on_write_and_missing_on_read(
+    writable: WritableStore, name: str
+) -> None:
+    with pytest.raises(InvalidSecretError, match="not a valid secret name"):
+        writable.create_secret(name)
+    with pytest.raises(InvalidSecretError, match="not a valid secret name"):
+        writable.add_version(name, CANARY)
+    with pytest.raises(SecretNotFoundError):
+        writable.access(name)
+    with pytest.raises(SecretNotFoundError):
+        writable.list_versions(name)
+    assert writable.list_secrets() == []
+
+
+def test_payload_limit_is_64_kib(writable: WritableStore) -> None:
+    assert writable.add_version("big", b"x" * 65536) == 1
+    with pytest.raises(InvalidSecretError) as info:
+        writable.add_version("big", b"y" * 65537)
+    assert "65537" in str(info.value)
+    assert [v.version for v in writable.list_versions("big")] == [1]
+
+
+def test_latest_of_a_secret_without_versions_is_not_found(writable: WritableStore) -> None:
+    writable.create_secret("empty")
+    with pytest.raises(SecretNotFoundError, match="no versions"):
+        writable.access("empty")
+    with pytest.raises(VersionNotFoundError):
+        writable.access("empty", "1")
+
+
+def test_state_changes_of_missing_things(writable: WritableStore) -> None:
+    with pytest.raises(SecretNotFoundError):
+        writable.set_state("nope", 1, VersionState.DISABLED)
+    writable.add_version("s", CANARY)
+    with pytest.raises(VersionNotFoundError):
+        writable.set_state("s", 2, VersionState.DISABLED)
+    with pytest.raises(VersionNotFoundError):
+        writable.access("s", "0")
+
+
+@pytest.mark.parametrize(
+    "state",
+    [VersionState.ENABLED, VersionState.DISABLED, VersionState.DESTROYED],
+    ids=["enable", "disable", "destroy"],
+)
+def test_a_destroyed_version_never_changes_again(
+    writable: WritableStore, state: VersionState
+) -> None:
+    writable.add_version("s", CANARY)
+    writable.set_state("s", 1, VersionState.DESTROYED)
+    with pytest.raises(VersionUnavailableError, match="destroyed") as info:
+        writable.set_state("s", 1, state)
+    assert info.value.state is VersionState.DESTROYED
+    assert CANARY not in str(info.value)
+    assert [v.state for v in writable.list_versions("s")] == [VersionState.DESTROYED]
+
+
+def test_disabling_twice_and_enabling_an_enabled_version_are_fine(
+    writable: WritableStore,
+) -> None:
+    writable.add_version("s", CANARY)
+    writable.set_state("s", 1, VersionState.ENABLED)
+    writable.set_state("s", 1, VersionState.DISABLED)
+    writable.set_state("s", 1, VersionState.DISABLED)
+    with pytest.raises(VersionUnavailableError, match="disabled"):
+        writable.access("s", "1")
 
 
 def test_memory_store_follows_secret_manager_latest() -> None:

@@ -1,6 +1,7 @@
 """The ``rollsafe`` command line: the only place that prints or exits.
 
-Commands live in ``_check.py``, ``_deploy.py``, ``_drift.py`` and ``_emulator.py``;
+Commands live in ``_check.py``, ``_deploy.py``, ``_drift.py``, ``_emulator.py`` and
+``_secret.py``;
 importing them registers them on ``app``.
 """
 
@@ -9,7 +10,13 @@ from __future__ import annotations
 import os
 import sys
 
-from rollsafe.cli import _check, _deploy, _drift, _emulator  # noqa: F401 - registers the commands
+from rollsafe.cli import (  # noqa: F401 - registers the commands
+    _check,
+    _deploy,
+    _drift,
+    _emulator,
+    _secret,
+)
 from rollsafe.cli._common import app, guarded, print_error
 from rollsafe.errors import RollsafeError
 

@@ -24,6 +24,31 @@ from rollsafe.cli._common import (
 # -- deploys -----------------------------------------------------------------------------
 
 ServiceOpt = Annotated[str, typer.Option("--service", "-s", help="The service.")]
+ImpersonateOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--impersonate-service-account",
+        envvar="ROLLSAFE_IMPERSONATE_SERVICE_ACCOUNT",
+        help="Probe private services with ID tokens of this service account "
+        "(impersonated from ADC; see docs/access.md).",
+        show_default=False,
+    ),
+]
+
+
+def _tokens(platform: Any, impersonate: str | None) -> Any:
+    """The ID tokens the probes carry, from where ``platform``'s APIs are."""
+    from rollsafe.deploy._auth import tokens_for
+
+    return tokens_for(platform, impersonate)
+
+
+def _revision_logs(resolved: Any) -> Any:
+    """The environment's Cloud Logging, where a failed revision's exit code is read from."""
+    from rollsafe._environments import gcp_endpoint
+    from rollsafe.platforms.logs import CloudLoggingRevisionLogs
+
+    return CloudLoggingRevisionLogs(resolved.gcp_project, endpoint=gcp_endpoint(resolved))
 
 
 class _StagePrinter:
@@ -114,6 +139,7 @@ def deploy(
         typer.Option("--watch", help="Seconds to watch after the shift (default 30 strict, 0)."),
     ] = None,
     store: StoreOpt = None,
+    impersonate: ImpersonateOpt = None,
 ) -> None:
     """Deploy a service safely: check, create without traffic, verify, shift, watch.
 
@@ -142,12 +168,15 @@ def deploy(
         skip_checks=skip_checks,
         canary=steps,
         watch=watch,
+        impersonate_service_account=impersonate,
     )
     printer = _StagePrinter(out)
     with (
         DeployJournal(state_dir_for(resolved.manifest_path)) as journal,
         platform_for(resolved) as platform,
         store_for(resolved, store) as secret_store,
+        _tokens(platform, impersonate) as tokens,
+        _revision_logs(resolved) as revision_logs,
     ):
         try:
             result = run_deploy(
@@ -158,6 +187,8 @@ def deploy(
                 store=secret_store,
                 journal=journal,
                 listener=printer,
+                tokens=tokens,
+                logs=revision_logs,
             )
         finally:
             printer._stop()
@@ -192,6 +223,7 @@ def rollback(
         str | None, typer.Option("--to", help="Revision (default: the last verified one).")
     ] = None,
     file: ManifestOpt = Path("rollsafe.yaml"),
+    impersonate: ImpersonateOpt = None,
 ) -> None:
     """Give a previous revision all traffic and verify it.
 
@@ -206,6 +238,7 @@ def rollback(
     with (
         DeployJournal(state_dir_for(resolved.manifest_path)) as journal,
         platform_for(resolved) as platform,
+        _tokens(platform, impersonate) as tokens,
     ):
         result = manual_rollback(
             resolved,
@@ -214,6 +247,7 @@ def rollback(
             platform=platform,
             journal=journal,
             listener=_StagePrinter(out),
+            tokens=tokens,
         )
     _print_result(result)
     raise typer.Exit(result.exit_code)
@@ -264,6 +298,7 @@ def status(
         list[str] | None, typer.Option("--service", "-s", help="Only this service (repeatable).")
     ] = None,
     fmt: TextJsonOpt = "text",
+    impersonate: ImpersonateOpt = None,
 ) -> None:
     """Each service's URL, serving revisions with traffic percent, and current health.
 
@@ -281,8 +316,11 @@ def status(
     with (
         DeployJournal(state_dir_for(resolved.manifest_path)) as journal,
         platform_for(resolved) as platform,
+        _tokens(platform, impersonate) as tokens,
     ):
-        statuses = service_status(resolved, names, platform=platform, journal=journal)
+        statuses = service_status(
+            resolved, names, platform=platform, journal=journal, tokens=tokens
+        )
     if fmt == "json":
         data = {"env": env, "services": [s.to_dict() for s in statuses]}
         sys.stdout.write(json.dumps(data, indent=2) + "\n")

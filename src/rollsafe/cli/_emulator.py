@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,6 +20,9 @@ from rollsafe.cli._common import (
     out,
 )
 
+if TYPE_CHECKING:
+    from rollsafe.manifest import ResolvedEnvironment
+
 emulator_app = typer.Typer(
     help="The local Cloud Run + Secret Manager + Logging emulator (platform: local).",
     no_args_is_help=True,
@@ -30,6 +34,23 @@ StateDirOpt = Annotated[
     typer.Option(
         "--state-dir",
         help="State directory (default: $ROLLSAFE_HOME, or .rollsafe/ beside the manifest).",
+        show_default=False,
+    ),
+]
+ConfigDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config-dir",
+        help="gcloud configuration directory to write (default: gcloud/ in the state directory).",
+        show_default=False,
+    ),
+]
+OptionalEnvOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--env",
+        "-e",
+        help="Environment whose project and region gcloud uses (default: the first local one).",
         show_default=False,
     ),
 ]
@@ -87,20 +108,37 @@ def emulator_status_command(
     file: ManifestOpt = Path("rollsafe.yaml"),
     fmt: TextJsonOpt = "text",
 ) -> None:
-    """Say whether the emulator runs, and its endpoint (`--format json`).
+    """Say whether the emulator runs, and its endpoint (`--format json`); and whether
+    ROLLSAFE_GCP_ENDPOINT is set (then rollsafe uses that endpoint) and answers.
 
     Example: rollsafe emulator status --format json
     """
     check_text_or_json(fmt)
-    from rollsafe.emulator.server import emulator_status
+    from rollsafe._environments import GCP_ENDPOINT_ENV, shared_endpoint
+    from rollsafe.emulator.server import emulator_status, endpoint_answers
 
     status = emulator_status(_state_dir(state_dir, file))
+    shared = shared_endpoint()
+    answers = endpoint_answers(shared) if shared else None
     if fmt == "json":
-        sys.stdout.write(json.dumps(status.to_dict()) + "\n")
-    elif status.running:
+        data = status.to_dict()
+        if shared:
+            data.update(gcp_endpoint=shared, gcp_endpoint_answers=answers)
+        sys.stdout.write(json.dumps(data) + "\n")
+        return
+    if status.running:
         out.print(f"running (pid {status.pid})\nendpoint: {status.endpoint}", highlight=False)
     else:
         out.print("not running")
+    if shared:
+        state = "answers" if answers else "does not answer"
+        out.print(
+            f"{GCP_ENDPOINT_ENV}: {shared} ({state}); rollsafe's Google clients use it and "
+            "start no emulator",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @emulator_app.command("run")
@@ -119,3 +157,68 @@ def emulator_run(
     directory = _state_dir(state_dir, file)
     err.print(f"rollsafe emulator: state in {directory}; Ctrl-C stops it")
     run_emulator(directory, port)
+
+
+@emulator_app.command("gcloud-config")
+@guarded
+def emulator_gcloud_config(
+    config_dir: ConfigDirOpt = None,
+    env: OptionalEnvOpt = None,
+    state_dir: StateDirOpt = None,
+    file: ManifestOpt = Path("rollsafe.yaml"),
+    fmt: TextJsonOpt = "text",
+) -> None:
+    """Write a gcloud configuration that points `gcloud` at the emulator (started if needed).
+
+    It sets endpoint overrides for run, secretmanager, logging and iamcredentials, disables
+    credentials, and makes the emulator gcloud's HTTP proxy so the regional host
+    REGION-127.0.0.1 needs no DNS; the emulator answers only for itself, so gcloud reaches
+    nothing else. Project and region come from --env. Prints `export CLOUDSDK_CONFIG=DIR`.
+
+    Example: eval "$(rollsafe emulator gcloud-config --env dev)"; gcloud run services list
+    """
+    check_text_or_json(fmt)
+    from rollsafe._environments import shared_endpoint
+    from rollsafe.emulator.gcloud import gcloud_properties, write_gcloud_config
+    from rollsafe.emulator.server import ensure_emulator
+
+    resolved = _gcloud_environment(file, env)
+    directory = _state_dir(state_dir, file)
+    endpoint = shared_endpoint() or ensure_emulator(directory)
+    project = resolved.gcp_project if resolved else None
+    region = resolved.region if resolved else None
+    target = (config_dir or directory / "gcloud").resolve()
+    properties = gcloud_properties(endpoint, project, region)
+    written = write_gcloud_config(target, properties)
+    export = f"export CLOUDSDK_CONFIG={shlex.quote(str(target))}"
+    if fmt == "json":
+        data = {
+            "config_dir": str(target),
+            "config_file": str(written),
+            "endpoint": endpoint,
+            "project": project,
+            "region": region,
+            "properties": properties,
+            "export": export,
+        }
+        sys.stdout.write(json.dumps(data) + "\n")
+        return
+    where = f" (project {project}, region {region})" if resolved else ""
+    err.print(f"gcloud -> emulator {endpoint}{where}: wrote {written}", markup=False)
+    out.print(export, markup=False, highlight=False, soft_wrap=True)
+
+
+def _gcloud_environment(file: Path, env: str | None) -> ResolvedEnvironment | None:
+    """``--env``'s environment, else the manifest's first local one, else None."""
+    from rollsafe.manifest import load_manifest
+
+    if env is None and not file.exists():
+        return None
+    manifest = load_manifest(file)
+    if env is not None:
+        return manifest.resolve(env)
+    for name in manifest.environments:
+        resolved = manifest.resolve(name)
+        if resolved.platform == "local":
+            return resolved
+    return None

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from rollsafe.manifest.resolved import ResolvedHealth
+from rollsafe.platforms.idtoken import IdTokenError
 
 __all__ = ["HealthSpec", "ProbeResult", "probe", "verify"]
 
@@ -43,11 +44,18 @@ def _field(data: Any, dotted: str) -> Any:
 
 
 def probe(client: httpx.Client, base_url: str, spec: HealthSpec) -> ProbeResult:
-    """GET ``base_url + spec.path`` once and judge the answer."""
+    """GET ``base_url + spec.path`` once and judge the answer.
+
+    The client's auth (``IdTokenAuth``) adds the ID token a private service needs; when it
+    cannot get one, the probe fails without an answer and says why (never the token).
+    """
     url = base_url.rstrip("/") + spec.path
     start = time.perf_counter()
     try:
         response = client.get(url, timeout=spec.timeout)
+    except IdTokenError as exc:
+        elapsed = time.perf_counter() - start
+        return ProbeResult(False, None, elapsed, f"no ID token to send: {exc.message}")
     except httpx.TimeoutException:
         elapsed = time.perf_counter() - start
         return ProbeResult(False, None, elapsed, f"timed out after {spec.timeout:g} s")
@@ -58,6 +66,9 @@ def probe(client: httpx.Client, base_url: str, spec: HealthSpec) -> ProbeResult:
     revision = response.headers.get("x-rollsafe-revision")
     if response.status_code != spec.expect_status:
         reason = f"expected HTTP {spec.expect_status}"
+        if response.status_code in (401, 403):
+            sent = "with" if "authorization" in response.request.headers else "without"
+            reason += f"; refused a caller {sent} an ID token (see docs/access.md)"
         return ProbeResult(False, response.status_code, elapsed, reason, revision)
     if spec.expect_json:
         try:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
+from rollsafe.deploy._auth import probe_client, tokens_for
 from rollsafe.deploy.events import DeployListener
 from rollsafe.deploy.health import HealthSpec, ProbeResult, probe, verify
 from rollsafe.deploy.pipeline import DeployResult, health_spec
@@ -16,9 +17,20 @@ from rollsafe.deploy.rollback import RollbackOutcome
 from rollsafe.errors import RollsafeError, UsageError
 from rollsafe.manifest import ResolvedEnvironment
 from rollsafe.platforms import Platform, PlatformError
+from rollsafe.platforms.idtoken import IdTokens
 from rollsafe.state.journal import DeployJournal
 
 __all__ = ["ServiceStatus", "manual_rollback", "service_status"]
+
+
+@contextmanager
+def _tokens(platform: Platform, tokens: IdTokens | None) -> Iterator[IdTokens]:
+    """``tokens``, or tokens of ``platform``'s own for the call (closed after it)."""
+    if tokens is not None:
+        yield tokens
+        return
+    with tokens_for(platform) as own:
+        yield own
 
 
 def _rollback_target(
@@ -76,8 +88,12 @@ def manual_rollback(
     platform: Platform,
     journal: DeployJournal,
     listener: DeployListener | None = None,
+    tokens: IdTokens | None = None,
 ) -> DeployResult:
-    """Give ``to`` (default: the last verified revision not serving) all traffic, verify it."""
+    """Give ``to`` (default: the last verified revision not serving) all traffic, verify it.
+
+    The verification probes carry ID tokens from ``tokens`` (default: ``platform``'s own).
+    """
     if service not in env.services:
         raise UsageError(
             f"unknown service '{service}'", hint=f"services: {', '.join(env.services)}"
@@ -114,7 +130,7 @@ def manual_rollback(
         else:
             seconds = time.perf_counter() - start
             assert info.url is not None
-            with httpx.Client() as client:
+            with _tokens(platform, tokens) as minted, probe_client(env, service, minted) as client:
                 health = health_spec(env, service)
                 ok, results = verify(client, info.url, health, consecutive=2, timeout=15.0)
             error = "" if ok else f"{target} is unhealthy ({results[-1].describe()})"
@@ -168,10 +184,12 @@ def service_status(
     *,
     platform: Platform,
     journal: DeployJournal,
+    tokens: IdTokens | None = None,
 ) -> list[ServiceStatus]:
-    """Reconcile interrupted deploys, then read each service and probe its URL once."""
+    """Reconcile interrupted deploys, then read each service and probe its URL once (with
+    an ID token from ``tokens``, default ``platform``'s own)."""
     statuses = []
-    with httpx.Client() as client:
+    with _tokens(platform, tokens) as minted:
         for name in services:
             actions = reconcile(env, name, platform=platform, journal=journal)
             info = platform.get_service(name)
@@ -183,6 +201,9 @@ def service_status(
                 for t in info.traffic
             ]
             spec: HealthSpec = health_spec(env, name)
-            health = probe(client, info.url, spec) if info.url and info.split() else None
+            health = None
+            if info.url and info.split():
+                with probe_client(env, name, minted) as client:
+                    health = probe(client, info.url, spec)
             statuses.append(ServiceStatus(name, True, info.url, traffic, health, actions))
     return statuses

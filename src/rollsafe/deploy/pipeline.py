@@ -7,8 +7,6 @@ created moves traffic back to what served before (exit 3); a failed rollback is 
 from __future__ import annotations
 
 import itertools
-import json
-import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +15,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from rollsafe.check import CheckReport, run_check
+from rollsafe.deploy._auth import probe_client, token_required, tokens_for
 from rollsafe.deploy.events import DeployEvent, DeployListener
 from rollsafe.deploy.health import HealthSpec, ProbeResult, probe, verify
 from rollsafe.deploy.plan import DeployPlan, build_plan
@@ -24,6 +23,8 @@ from rollsafe.deploy.rollback import RollbackOutcome, roll_back
 from rollsafe.errors import RollsafeError, StoreError, UsageError
 from rollsafe.manifest import ResolvedEnvironment
 from rollsafe.platforms import Platform, PlatformError, RevisionFailedError
+from rollsafe.platforms.idtoken import IdTokenError, IdTokens, audience_of
+from rollsafe.platforms.logs import RevisionLogs
 from rollsafe.state.journal import DeployJournal, DeployRecord
 from rollsafe.stores import SecretStore
 
@@ -44,6 +45,8 @@ class DeployOptions:
     canary: tuple[int, ...] = (100,)
     watch: float | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: the service account whose ID tokens the probes carry (default: ADC's own identity)
+    impersonate_service_account: str | None = None
 
 
 @dataclass
@@ -110,6 +113,9 @@ def _validate(env: ResolvedEnvironment, options: DeployOptions) -> None:
 
 
 class _Run:
+    #: reads a revision's logs when it fails to start (set by ``run_deploy``)
+    logs: RevisionLogs | None = None
+
     def __init__(
         self,
         env: ResolvedEnvironment,
@@ -120,16 +126,20 @@ class _Run:
         journal: DeployJournal,
         listener: DeployListener,
         client: httpx.Client,
+        tokens: IdTokens,
     ) -> None:
         self.env, self.service, self.options = env, service, options
         self.platform, self.store, self.journal = platform, store, journal
-        self.emit, self.client = listener, client
+        self.emit, self.client, self.tokens = listener, client, tokens
+        self.public = env.services[service].public
         self.health = health_spec(env, service)
         self.record: DeployRecord | None = None
         self.plan: DeployPlan | None = None
         self.report: CheckReport | None = None
         #: tags on the service that are not rollsafe's (kept through shift and done)
         self.other_tags: dict[str, str] = {}
+        #: the audience of each tag URL's tokens: the service URL (Cloud Run always takes it)
+        self.audiences: dict[str, str] = {}
 
     @contextmanager
     def stage(self, name: str, detail: str = "") -> Iterator[None]:
@@ -222,6 +232,41 @@ class _Run:
                 "fix the findings (rollsafe check --env ENV), or --force --reason TEXT",
             )
 
+    def access(self, plan: DeployPlan) -> None:
+        """Before any change: can the probes get the ID token a private service needs, and
+        does the service's access match the manifest's ``public``?"""
+        serving = plan.serving
+        open_now = False  # anyone may call the existing service, whatever the manifest says
+        if serving is not None:
+            try:
+                open_now = self.platform.is_public(self.service)
+            except PlatformError as exc:
+                self.info(f"access: cannot read the service's IAM policy ({exc.message})")
+            else:
+                if open_now != self.public:
+                    self.info(_access_note(self.env, self.service, self.public), "access")
+        if self.public:
+            return  # anonymous probes are answered; a token is sent when one can be had
+        # a new service has no URL yet: the check is that a token can be minted at all
+        url = serving.url if serving and serving.url else f"https://{self.service}.invalid"
+        try:
+            self.tokens.token(audience_of(url))
+        except IdTokenError as exc:
+            # anonymous probes of a private service could only be refused: fail closed, except
+            # where a non-strict environment's service is open anyway
+            if token_required(self.env, self.service) or not open_now:
+                raise self.stop(
+                    1,
+                    "refused",
+                    f"{self.service} is private (public: false) and its probes need an ID "
+                    f"token, but {exc.message}; nothing was changed",
+                    exc.hint,
+                ) from None
+            self.info(
+                f"warning: {exc.message}; the service is open to anyone: probing without a token",
+                "access",
+            )
+
     def current_health(self, plan: DeployPlan) -> None:
         serving = plan.serving
         if serving is None or not serving.url or not serving.split():
@@ -248,7 +293,7 @@ class _Run:
             try:
                 info = self.platform.create_revision(plan.spec, tag=CANDIDATE_TAG)
             except RevisionFailedError as exc:
-                reason = _start_failure(exc.message)
+                reason = self.start_failure(exc)
                 raise self.stop(
                     3,
                     "failed",
@@ -257,12 +302,43 @@ class _Run:
                 ) from exc
         # tags set by others (gcloud, a blue/green label) survive the shift and done
         self.other_tags = {t: r for t, r in info.tags().items() if t != CANDIDATE_TAG}
+        if plan.serving is None and self.public:
+            self.make_public()
+
+    def make_public(self) -> None:
+        """A service created with ``public: true`` gets the ``allUsers`` invoker binding, as
+        ``gcloud run deploy --allow-unauthenticated`` sets it. Only at creation: an existing
+        service's access is never changed silently (``rollsafe drift`` names a mismatch)."""
+        try:
+            self.platform.set_public(self.service, True)
+        except PlatformError as exc:
+            # as gcloud: the service is deployed; the probes carry tokens; drift shows it
+            self.info(f"warning: could not make {self.service} public: {exc.message}", "create")
+            return
+        self.info(f"allUsers may invoke {self.service} (public: true)", "create")
+
+    def start_failure(self, exc: RevisionFailedError) -> str:
+        """Why the revision did not start, from its logs (the exit code, the guard's CRITICAL
+        line), as on Google: the platform's own message quotes neither."""
+        fallback = exc.message.splitlines()[0]
+        if self.logs is None:
+            return fallback
+        # a container that exited or failed its probe: its entries may reach the logs late
+        wait = DEFAULT_LOG_WAIT if _CONTAINER_FAILED in exc.message else 0.0
+        try:
+            found = self.logs.start_failure(self.service, exc.revision, wait=wait)
+        except PlatformError as error:
+            self.info(f"the revision's logs could not be read: {error.message}", "create")
+            return fallback
+        return found.describe() or fallback
 
     def verify_candidate(self, plan: DeployPlan) -> None:
         service = self.platform.get_service(self.service)
         url = service.tag_url(CANDIDATE_TAG) if service else None
         if not url:
             raise PlatformError(f"the platform gave no URL for tag '{CANDIDATE_TAG}'")
+        if service is not None and service.url:
+            self.audiences[audience_of(url)] = audience_of(service.url)
         with self.stage("verify", url):
             ok, results = verify(self.client, url, self.health, on_probe=self._probe_info)
             if not ok:
@@ -325,24 +401,19 @@ def _blend(previous: dict[str, int], new: str, percent: int) -> dict[str, int]:
     return split
 
 
-_EXIT = re.compile(r"Container (?:called exit\(\d+\)|terminated on signal \d+)\.")
+def _access_note(env: ResolvedEnvironment, service: str, public: bool) -> str:
+    said, found = ("public", "private") if public else ("private", "public")
+    return (
+        f"the manifest says {service} is {said} but it is {found}: a deploy does not change "
+        f"an existing service's access; `rollsafe drift --env {env.name} --service {service}` "
+        "shows the command that does"
+    )
 
 
-def _start_failure(message: str) -> str:
-    """The exit code and the start-up guard's CRITICAL message, out of the platform's text."""
-    found = _EXIT.search(message)
-    reason = found.group(0) if found else message.splitlines()[0]
-    for line in message.splitlines():
-        line = line.strip()
-        if not line.startswith("{") or "CRITICAL" not in line:
-            continue
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict) and entry.get("severity") == "CRITICAL":
-            return f"{reason} start-up guard (CRITICAL): {entry.get('message', line)}"
-    return reason
+#: Cloud Run's words for a container that exited or failed its startup probe
+_CONTAINER_FAILED = "failed to start and listen on the port"
+#: how long a deploy waits for a failed revision's log entries to arrive
+DEFAULT_LOG_WAIT = 10.0
 
 
 def run_deploy(
@@ -355,16 +426,48 @@ def run_deploy(
     journal: DeployJournal,
     listener: DeployListener,
     now: Callable[[], float] = time.perf_counter,
+    tokens: IdTokens | None = None,
+    logs: RevisionLogs | None = None,
 ) -> DeployResult:
-    """Deploy ``service`` to ``env``. Raises only for usage errors; outcomes are results."""
+    """Deploy ``service`` to ``env``. Raises only for usage errors; outcomes are results.
+
+    ``logs`` reads a failed revision's log entries (the exit code, the start-up guard's
+    CRITICAL line); without it the platform's own message is all a failed start says.
+
+    Probes carry ID tokens from ``tokens`` (default: from where ``platform``'s APIs are,
+    impersonating ``options.impersonate_service_account`` if set).
+    """
     if service not in env.services:
         raise UsageError(
             f"unknown service '{service}'", hint=f"services: {', '.join(env.services)}"
         )
     _validate(env, options)
+    own_tokens = tokens is None
+    tokens = tokens or tokens_for(platform, options.impersonate_service_account)
+    try:
+        return _run_deploy(env, service, options, platform, store, journal, listener, tokens, logs)
+    finally:
+        if own_tokens:
+            tokens.close()
+
+
+def _run_deploy(
+    env: ResolvedEnvironment,
+    service: str,
+    options: DeployOptions,
+    platform: Platform,
+    store: SecretStore,
+    journal: DeployJournal,
+    listener: DeployListener,
+    tokens: IdTokens,
+    logs: RevisionLogs | None = None,
+) -> DeployResult:
     checks = _checks_label(options, env.strict)
-    with httpx.Client() as client:
-        run = _Run(env, service, options, platform, store, journal, listener, client)
+    audiences: dict[str, str] = {}  # tag URL origin -> service URL origin, filled at create
+    with probe_client(env, service, tokens, audiences) as client:
+        run = _Run(env, service, options, platform, store, journal, listener, client, tokens)
+        run.audiences = audiences
+        run.logs = logs
         if options.dry_run:
             plan = run.make_plan(checks)
             return DeployResult(0, "dry-run", "nothing was changed", plan)
@@ -401,6 +504,7 @@ def _pipeline(run: _Run, checks: str) -> DeployResult:
         plan = run.make_plan(checks)
         run.preflight()
         plan = run.plan or plan  # forced checks re-annotate the revision
+        run.access(plan)
         run.current_health(plan)
         run.create(plan)
         run.verify_candidate(plan)

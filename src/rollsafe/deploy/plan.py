@@ -5,16 +5,36 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from rollsafe.check.resolve import ResolvedReference, resolve_references
-from rollsafe.manifest import ResolvedEnvironment, ResolvedService
-from rollsafe.platforms import Platform, RevisionInfo, RevisionSpec, SecretRef, ServiceInfo
+from rollsafe.manifest import ResolvedEnvironment, ResolvedHealth, ResolvedService
+from rollsafe.platforms import (
+    Platform,
+    RevisionInfo,
+    RevisionSpec,
+    SecretRef,
+    ServiceInfo,
+    StartupProbe,
+)
 from rollsafe.startup.contract import CONTRACT_VAR, contract_from_service
 from rollsafe.stores import SecretStore
 
-__all__ = ["DeployPlan", "build_plan", "revision_name"]
+__all__ = ["DeployPlan", "build_plan", "revision_name", "startup_probe"]
 
 ANNOTATION_DEPLOY_ID = "rollsafe.dev/deploy-id"
 ANNOTATION_CHECKS = "rollsafe.dev/checks"
 ANNOTATION_REASON = "rollsafe.dev/reason"
+
+
+def startup_probe(health: ResolvedHealth) -> StartupProbe:
+    """The HTTP startup probe on the health path (``health.startup`` tunes it), so that the
+    platform itself keeps a revision whose health fails at start from becoming ready."""
+    tuning = health.startup
+    return StartupProbe(
+        path=health.path,
+        initial_delay=tuning.initial_delay,
+        period=tuning.period,
+        timeout=tuning.timeout,
+        failure_threshold=tuning.failure_threshold,
+    )
 
 
 @dataclass(frozen=True)
@@ -124,6 +144,7 @@ def build_plan(
         secrets=secrets,
         annotations=annotations,
         health_path=service.health.path,
+        startup_probe=startup_probe(service.health),
     )
     unresolved = tuple(r for r in resolved.values() if not r.usable)
     return DeployPlan(env, service, spec, serving, serving_revision, unresolved)

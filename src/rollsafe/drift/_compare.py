@@ -20,6 +20,7 @@ from rollsafe.drift._describe import (
 from rollsafe.drift._observe import RefState, ServiceView, StoreView
 from rollsafe.drift._plain import PlainComparer
 from rollsafe.drift.model import DriftFinding, DriftKind, Fix, Side
+from rollsafe.findings import Severity
 from rollsafe.manifest import ResolvedEnvironment, ResolvedSecret, ResolvedService
 from rollsafe.platforms import RevisionInfo, SecretRef
 from rollsafe.rules import RuleRef
@@ -69,7 +70,10 @@ class Comparer(PlainComparer):
 
     # -- a service --
     def service(self, svc: ResolvedService, view: ServiceView) -> None:
-        """Compare every serving revision of ``svc`` (a traffic split has several)."""
+        """Compare every serving revision of ``svc`` (a traffic split has several), and the
+        service's access with the manifest's ``public``."""
+        if view.public is not None and view.public != svc.public:
+            self._access(svc, view.public)
         if view.info is None or not view.serving:
             what = "does not exist" if view.info is None else "has no revision serving traffic"
             self.add(
@@ -87,6 +91,45 @@ class Comparer(PlainComparer):
             return
         for revision, _percent in view.serving:
             self.revision(svc, revision)
+
+    def _access(self, svc: ResolvedService, public: bool) -> None:
+        """``access_mismatch``: an error when the service is open and the manifest says
+        private (anyone can call it); a warning the other way (callers get 403)."""
+        if public:
+            message = (
+                f"service {svc.name} is public (allUsers has roles/run.invoker) but the "
+                "manifest says public: false: anyone can call it without an ID token"
+            )
+            hint = (
+                "take the allUsers binding away, or set `public: true` in the manifest if "
+                "the service is meant to be open"
+            )
+        else:
+            message = (
+                f"service {svc.name} is private (no allUsers invoker binding) but the manifest "
+                "says public: true: anonymous callers get 403"
+            )
+            hint = (
+                "grant allUsers the invoker role, or set `public: false` in the manifest if "
+                "callers are meant to need an ID token"
+            )
+        hint += (
+            "; `rollsafe deploy` sets access only when it creates a service, never on an "
+            "existing one"
+        )
+        self.add(
+            DriftKind.ACCESS_MISMATCH,
+            svc,
+            "public",
+            message,
+            severity=Severity.ERROR if public else Severity.WARNING,
+            manifest={"type": "access", "public": svc.public, "line": svc.line},
+            store=None,
+            deployed={"type": "access", "public": public},
+            hint=hint,
+            fix=Fix(None, self.cmd.access(svc.name, public=svc.public)),
+            source=f"run://{svc.name}",
+        )
 
     def revision(self, svc: ResolvedService, rev: RevisionInfo) -> None:
         for key, ref in sorted(rev.secrets.items()):

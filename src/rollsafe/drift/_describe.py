@@ -101,6 +101,14 @@ class CommandBuilder:
             parts.append(f"--update-secrets {shlex.quote(pairs)}")
         return " ".join(parts) + self._where
 
+    def access(self, service: str, *, public: bool) -> str:
+        """``gcloud run services add-iam-policy-binding`` (or ``remove-``) for ``allUsers``."""
+        verb = "add" if public else "remove"
+        return (
+            f"gcloud run services {verb}-iam-policy-binding {shlex.quote(service)} "
+            f"--member=allUsers --role=roles/run.invoker{self._where}"
+        )
+
     def map_secret(self, service: str, key: str, secret: str, version: int | str) -> Fix:
         """Map ``key`` to ``secret:version`` (a deploy does it with the version pinned)."""
         gcloud = self.update(service, update_secrets={key: f"{secret}:{version}"})

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from rollsafe.drift.model import ApiCalls, Side
-from rollsafe.platforms import Platform, RevisionInfo, ServiceInfo
+from rollsafe.platforms import ALL_USERS, Platform, RevisionInfo, ServiceInfo
 from rollsafe.stores import (
     SecretNotFoundError,
     SecretStore,
@@ -99,28 +99,35 @@ class ReadPacer:
 class ServiceView:
     """A service as the platform has it: ``None`` info when it does not exist.
 
-    ``serving`` holds the revisions with a share of traffic, largest share first.
+    ``serving`` holds the revisions with a share of traffic, largest share first;
+    ``public``: whether ``allUsers`` may invoke it (None when it does not exist).
     """
 
     name: str
     info: ServiceInfo | None
     serving: tuple[tuple[RevisionInfo, int], ...] = ()
+    public: bool | None = None
 
 
 def read_platform(platform: Platform, names: list[str], calls: ApiCalls) -> dict[str, ServiceView]:
-    """One ``get_service`` per service, one ``list_revisions`` per deployed one."""
+    """One ``get_service`` per service; one ``get_iam_policy`` per existing one and one
+    ``list_revisions`` per deployed one."""
 
     def one(name: str) -> ServiceView:
         info = platform.get_service(name)
         calls.add("run", "get_service")
-        split = info.split() if info is not None else {}
-        if not split:
+        if info is None:
             return ServiceView(name, info)
+        public = ALL_USERS in platform.get_invokers(name)
+        calls.add("run", "get_iam_policy")
+        split = info.split()
+        if not split:
+            return ServiceView(name, info, public=public)
         revisions = {r.name: r for r in platform.list_revisions(name)}
         calls.add("run", "list_revisions")
         ordered = sorted(split.items(), key=lambda kv: (-kv[1], kv[0]))
         serving = tuple((revisions[rev], pct) for rev, pct in ordered if rev in revisions)
-        return ServiceView(name, info, serving)
+        return ServiceView(name, info, serving, public)
 
     return dict(zip(names, _parallel(one, names), strict=True))
 

@@ -36,6 +36,7 @@ class DriftKind(enum.StrEnum):
     ORPHAN_SECRET = "orphan_secret"
     WEAK_SECRET = "weak_secret"
     NOT_DEPLOYED = "not_deployed"
+    ACCESS_MISMATCH = "access_mismatch"
 
     @property
     def severity(self) -> Severity:
@@ -50,6 +51,7 @@ _SEVERITY = {
     DriftKind.SECRET_AS_PLAIN_VALUE: Severity.ERROR,
     DriftKind.MISSING_ENV: Severity.ERROR,
     DriftKind.WEAK_SECRET: Severity.ERROR,
+    DriftKind.ACCESS_MISMATCH: Severity.ERROR,
     DriftKind.WRONG_VERSION: Severity.WARNING,
     DriftKind.STALE_LATEST: Severity.WARNING,
     DriftKind.UNMANAGED_ENV: Severity.WARNING,
@@ -72,9 +74,13 @@ class DriftUnavailableError(RollsafeError):
 
 @dataclass(frozen=True, slots=True)
 class Fix:
-    """How to remove a drift: the ``rollsafe`` command and, where one applies, ``gcloud``'s."""
+    """How to remove a drift: the ``rollsafe`` command and, where one applies, ``gcloud``'s.
 
-    rollsafe: str
+    ``rollsafe`` is None where no rollsafe command makes the change (a service's access:
+    deploys never change an existing service's IAM policy).
+    """
+
+    rollsafe: str | None
     gcloud: str | None = None
 
     def to_dict(self) -> dict[str, str | None]:
@@ -115,8 +121,9 @@ class DriftFinding:
     def as_finding(self) -> Finding:
         """The common finding shape (``rule`` is the kind), for the shared renderers."""
         hint = self.hint
-        if self.fix is not None:
-            hint = f"{hint}; fix: {self.fix.rollsafe}" if hint else f"fix: {self.fix.rollsafe}"
+        command = (self.fix.rollsafe or self.fix.gcloud) if self.fix is not None else None
+        if command:
+            hint = f"{hint}; fix: {command}" if hint else f"fix: {command}"
         return Finding(
             self.service,
             self.key,
@@ -153,6 +160,7 @@ _APIS = (
     ("secretmanager", "access"),
     ("run", "get_service"),
     ("run", "list_revisions"),
+    ("run", "get_iam_policy"),
 )
 
 

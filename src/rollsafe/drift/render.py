@@ -48,6 +48,9 @@ def describe_manifest(side: Side | None) -> str:
         return f"plain value, {side['length']} characters{_line(side)}"
     if kind == "contract":
         return "the start-up contract generated from the manifest"
+    if kind == "access":
+        what = "true (anyone may invoke)" if side["public"] else "false (callers need an ID token)"
+        return f"public: {what}{_line(side)}"
     return f"declared{_line(side)}"
 
 
@@ -80,6 +83,10 @@ def describe_deployed(side: Side | None) -> str:
         return ""
     revision = side.get("revision", "")
     kind = side.get("type")
+    if kind == "access":
+        if side["public"]:
+            return "allUsers has roles/run.invoker: anyone may invoke"
+        return "no allUsers invoker binding: private"
     if kind == "secret":
         return f"{revision} maps {side['secret']}:{side['version']}"
     if kind == "env":
@@ -101,9 +108,9 @@ def _finding(f: DriftFinding) -> list[RenderableType]:
         if text:
             detail.append(f"{_PAD}{label + ':':<10}{text}\n")
     if f.fix is not None:
-        detail.append(f"{_PAD}{'fix:':<10}{f.fix.rollsafe}\n")
-        if f.fix.gcloud:
-            detail.append(f"{_PAD}{'':<10}{f.fix.gcloud}\n")
+        commands = [c for c in (f.fix.rollsafe, f.fix.gcloud) if c]
+        for i, command in enumerate(commands):
+            detail.append(f"{_PAD}{'fix:' if i == 0 else '':<10}{command}\n")
     if f.hint:
         detail.append(f"{_PAD}{'hint:':<10}{f.hint}\n")
     detail.append(f"{_PAD}{'source:':<10}{f.source}")

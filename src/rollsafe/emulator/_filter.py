@@ -195,6 +195,8 @@ class _Parser(Generic[T]):
             value = self._quoted()
             return self.compile_term(Term("", "", value, self.text[start : self.pos]))
         field = self._word()
+        if self.pos < len(self.text) and self.text[self.pos] == "(":
+            return self._call(field, start)
         after_field = self.pos
         self._skip()
         op = next((op for op in _OPS if self.text.startswith(op, self.pos)), None)
@@ -203,8 +205,39 @@ class _Parser(Generic[T]):
             return self.compile_term(Term("", "", field, field))
         self.pos += len(op)
         self._skip()
+        if self.pos < len(self.text) and self.text[self.pos] == "(":
+            return self._alternatives(field, op, start)
         value = self._value()
         return self.compile_term(Term(field, op, value, self.text[start : self.pos]))
+
+    def _call(self, name: str, start: int) -> Predicate[T]:
+        """``NAME("arg")``, e.g. ``LOG_ID("run.googleapis.com/stdout")``: a term with op
+        ``()`` and the argument as value."""
+        self.pos += 1  # the opening parenthesis
+        self._skip()
+        value = self._value()
+        self._skip()
+        if self.pos >= len(self.text) or self.text[self.pos] != ")":
+            raise self._error("missing ')'")
+        self.pos += 1
+        return self.compile_term(Term(name, "()", value, self.text[start : self.pos]))
+
+    def _alternatives(self, field: str, op: str, start: int) -> Predicate[T]:
+        """``FIELD OP ("a" OR "b")``: any of the values (the Logging query language)."""
+        self.pos += 1  # the opening parenthesis
+        values: list[str] = []
+        while True:
+            self._skip()
+            values.append(self._value())
+            if not self._keyword("OR"):
+                break
+        self._skip()
+        if self.pos >= len(self.text) or self.text[self.pos] != ")":
+            raise self._error("missing ')'")
+        self.pos += 1
+        text = self.text[start : self.pos]
+        parts = [self.compile_term(Term(field, op, value, text)) for value in values]
+        return lambda item: any(part(item) for part in parts)
 
     def _word(self) -> str:
         start = self.pos

@@ -21,10 +21,14 @@ __all__ = [
     "not_found",
     "parse_message",
     "to_dict",
+    "unimplemented",
     "wants_int_enums",
 ]
 
 M = TypeVar("M", bound=proto.Message)
+
+#: what Google's front end answers for a method it does not serve (gRPC UNIMPLEMENTED)
+UNIMPLEMENTED_MESSAGE = "Method not found."
 
 
 class GoogleError(Exception):
@@ -35,10 +39,18 @@ class GoogleError(Exception):
         self.code = code
         self.status = status
         self.message = message
+        #: ``google.rpc.Status`` details (JSON objects with ``@type``), rendered when present
+        self.details: list[dict[str, Any]] = []
 
 
 def not_found(message: str) -> GoogleError:
     return GoogleError(404, "NOT_FOUND", message)
+
+
+def unimplemented(method: str, path: str) -> GoogleError:
+    """501 UNIMPLEMENTED for a method Google serves and the emulator does not: never 404,
+    which means "no such resource" and would make ``exists()`` checks lie."""
+    return GoogleError(501, "UNIMPLEMENTED", f"{UNIMPLEMENTED_MESSAGE} ({method} {path})")
 
 
 def already_exists(message: str) -> GoogleError:
@@ -55,10 +67,14 @@ def failed_precondition(message: str) -> GoogleError:
     return GoogleError(400, "FAILED_PRECONDITION", message)
 
 
-def error_response(code: int, status: str, message: str) -> JSONResponse:
-    """``{"error": {"code", "message", "status"}}`` as Google APIs answer."""
-    body = {"error": {"code": code, "message": message, "status": status}}
-    return JSONResponse(body, status_code=code)
+def error_response(
+    code: int, status: str, message: str, details: list[dict[str, Any]] | None = None
+) -> JSONResponse:
+    """``{"error": {"code", "message", "status"[, "details"]}}`` as Google APIs answer."""
+    error: dict[str, Any] = {"code": code, "message": message, "status": status}
+    if details:
+        error["details"] = details
+    return JSONResponse({"error": error}, status_code=code)
 
 
 def wants_int_enums(request: Request) -> bool:

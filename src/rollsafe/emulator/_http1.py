@@ -7,6 +7,7 @@ relayed piece by piece as they arrive, never collected, so streams stay streams.
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "copy_chunked",
     "copy_length",
     "copy_to_eof",
+    "denied_response",
     "error_body",
     "error_response",
     "read_response_head",
@@ -158,8 +160,12 @@ async def copy_length(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 
 async def copy_chunked(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, keep_framing: bool
-) -> None:
-    """Relay a chunked body chunk by chunk; without keep_framing write only the data."""
+) -> int:
+    """Relay a chunked body chunk by chunk; without keep_framing write only the data.
+
+    Returns the bytes of data relayed.
+    """
+    total = 0
     while True:
         line = await reader.readuntil(b"\r\n")
         size_text = line[:-2].split(b";", 1)[0].strip()
@@ -176,8 +182,9 @@ async def copy_chunked(
                 if line == b"\r\n":
                     break
             await writer.drain()
-            return
+            return total
         await copy_length(reader, writer, size)
+        total += size
         if await reader.readexactly(2) != b"\r\n":
             raise HttpError("chunk not terminated by CRLF")
         if keep_framing:
@@ -187,9 +194,14 @@ async def copy_chunked(
 
 async def copy_to_eof(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, chunked: bool
-) -> None:
-    """Relay a body delimited by the backend closing, as chunks when the client allows."""
+) -> int:
+    """Relay a body delimited by the backend closing, as chunks when the client allows.
+
+    Returns the bytes of data relayed.
+    """
+    total = 0
     while data := await reader.read(READ_SIZE):
+        total += len(data)
         if chunked:
             writer.write(b"%x\r\n%b\r\n" % (len(data), data))
         else:
@@ -198,6 +210,7 @@ async def copy_to_eof(
     if chunked:
         writer.write(b"0\r\n\r\n")
         await writer.drain()
+    return total
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -237,6 +250,43 @@ def error_response(status: int, message: str, *, keep_alive: bool) -> bytes:
         status,
         _REASONS[status][0],
     )
+    head += b"Content-Length: %d\r\n" % len(body)
+    if not keep_alive:
+        head += b"Connection: close\r\n"
+    return head + b"\r\n" + body
+
+
+_DENIED = {
+    403: (
+        b"Forbidden",
+        "<h2>Your client does not have permission to get URL <code>{path}</code> from this"
+        " server.</h2>",
+    ),
+    401: (
+        b"Unauthorized",
+        "<h2>Your client does not have permission to the requested URL <code>{path}</code>.</h2>",
+    ),
+}
+#: 401s say why in a challenge, as Cloud Run's front end does
+_CHALLENGE = (
+    b'WWW-Authenticate: Bearer error="invalid_token" error_description="The access token'
+    b' could not be verified"\r\n'
+)
+
+
+def denied_response(status: int, target: bytes, *, keep_alive: bool) -> bytes:
+    """Cloud Run's own HTML answer to a request without a valid ID token (403 or 401)."""
+    reason, message = _DENIED[status]
+    path = html.escape(target.decode("latin-1"), quote=False)
+    title = reason.decode()
+    body = (
+        '<html><head>\n<meta http-equiv="content-type" content="text/html;charset=utf-8">\n'
+        f"<title>{status} {title}</title>\n</head>\n<body text=#000000 bgcolor=#ffffff>\n"
+        f"<h1>Error: {title}</h1>\n{message.format(path=path)}\n<h2></h2>\n</body></html>\n"
+    ).encode()
+    head = b"HTTP/1.1 %d %b\r\nContent-Type: text/html; charset=UTF-8\r\n" % (status, reason)
+    if status == 401:
+        head += _CHALLENGE
     head += b"Content-Length: %d\r\n" % len(body)
     if not keep_alive:
         head += b"Connection: close\r\n"

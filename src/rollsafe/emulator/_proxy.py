@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from rollsafe.emulator._http1 import (
     BUFFER_BODY_MAX,
@@ -28,6 +31,7 @@ from rollsafe.emulator._http1 import (
     copy_chunked,
     copy_length,
     copy_to_eof,
+    denied_response,
     error_response,
     read_response_head,
     response_framing,
@@ -35,8 +39,25 @@ from rollsafe.emulator._http1 import (
     tunnel,
 )
 from rollsafe.emulator._pool import Backend, Pool
+from rollsafe.emulator._request_log import DENIED_TEXT, RequestRecord
 
-__all__ = ["READ_SIZE", "Proxy", "Route"]
+__all__ = ["READ_SIZE", "Access", "Proxy", "RequestLogger", "Route"]
+
+#: called with each request's record (the emulator's RequestLog.add)
+RequestLogger = Callable[[RequestRecord], None]
+
+
+class Access(Protocol):
+    """Who may use a service URL: ``check`` returns 0 to pass the request, else 401 or 403.
+
+    ``audiences`` are the URLs a token for this service may name; ``authorization`` is the
+    request's ``Authorization`` field, or None.
+    """
+
+    def check(
+        self, service: str, audiences: frozenset[str], authorization: bytes | None
+    ) -> int: ...
+
 
 logger = logging.getLogger("rollsafe.emulator.router")
 
@@ -47,6 +68,9 @@ class Route:
 
     pick: Callable[[], str | None]
     label: str  # for error messages: "service S" or "tag T of service S"
+    service: str = ""  # projects/P/locations/L/services/S, for access checks and logs
+    #: the URLs an ID token may name to reach this route (the service's and its tags')
+    audiences: frozenset[str] = frozenset()
     draining: bool = False
     #: open client connections: handler task -> (writer, busy with a request)
     connections: dict[asyncio.Task[None], _Connection] = field(default_factory=dict)
@@ -56,6 +80,21 @@ class Route:
 class _Connection:
     writer: asyncio.StreamWriter
     busy: bool = False
+
+
+class _Outcome:
+    """What was answered to one request, for its request log entry."""
+
+    __slots__ = ("revision", "sent", "status", "text")
+
+    def __init__(self) -> None:
+        self.status = 0  # 0: nothing was answered
+        self.sent = 0  # bytes sent to the client, head included
+        self.revision = ""
+        self.text = ""  # the router's own words when it answered itself
+
+    def set(self, status: int, sent: int, revision: str, text: str) -> None:
+        self.status, self.sent, self.revision, self.text = status, sent, revision, text
 
 
 class _Failed(Exception):
@@ -93,8 +132,12 @@ class Proxy:
         keepalive_timeout: float,
         pool_idle_ttl: float = 2.0,
         pool_max_idle: int = 64,
+        access: Access | None = None,
+        request_log: RequestLogger | None = None,
     ) -> None:
         self.lookup = lookup
+        self.access = access
+        self.request_log = request_log
         self.response_timeout = response_timeout
         self.keepalive_timeout = keepalive_timeout
         self.pool = Pool(host, connect_timeout, pool_idle_ttl, pool_max_idle)
@@ -153,9 +196,10 @@ class Proxy:
 
         ``addresses`` are the client's IP and the router's own host:port.
         """
+        started = time.time()
         try:
             request = Message(head[:-4])
-            method, target, version = request.start
+            version = request.start[2]
             if version not in (b"HTTP/1.1", b"HTTP/1.0"):
                 raise HttpError("unsupported HTTP version")
             framing, length = body_framing(request)
@@ -168,6 +212,86 @@ class Proxy:
         else:
             keep_alive = b"keep-alive" in connection_tokens
         upgrade = request.fields.get(b"upgrade") if b"upgrade" in connection_tokens else None
+        # (status, bytes sent, revision, the router's own text) for the request log
+        outcome = _Outcome()
+        try:
+            return await self._answer(
+                request,
+                (framing, length),
+                (reader, writer),
+                addresses,
+                route,
+                keep_alive=keep_alive,
+                upgrade=upgrade,
+                outcome=outcome,
+            )
+        finally:
+            if self.request_log is not None and outcome.status:
+                self._log(request, len(head), length, addresses[0], route, started, outcome)
+
+    def _log(
+        self,
+        request: Message,
+        head_size: int,
+        body_size: int,
+        client_ip: bytes,
+        route: Route,
+        started: float,
+        outcome: _Outcome,
+    ) -> None:
+        # only raw values here: the entry is built off the event loop
+        assert self.request_log is not None
+        fields = request.fields
+        method, target, version = request.start
+        self.request_log(
+            RequestRecord(
+                route.service,
+                outcome.revision,
+                started,
+                time.time() - started,
+                method,
+                fields.get(b"host", b""),
+                target,
+                outcome.status,
+                head_size + body_size,
+                outcome.sent,
+                fields.get(b"user-agent", b""),
+                client_ip,
+                version,
+                _trace_id(fields),
+                fields.get(b"referer", b""),
+                outcome.text,
+            )
+        )
+
+    async def _answer(
+        self,
+        request: Message,
+        body_framing: tuple[int, int],
+        client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+        addresses: tuple[bytes, bytes],
+        route: Route,
+        *,
+        keep_alive: bool,
+        upgrade: bytes | None,
+        outcome: _Outcome,
+    ) -> bool:
+        """Check access, pick a revision and relay; ``outcome`` gets what was answered."""
+        reader, writer = client
+        method, target, version = request.start
+        framing, length = body_framing
+        if self.access is not None:
+            verdict = self.access.check(
+                route.service, route.audiences, request.fields.get(b"authorization")
+            )
+            if verdict:
+                # an unread request body would be taken for the next request: close instead
+                keep_alive = keep_alive and framing == NONE
+                response = denied_response(verdict, target, keep_alive=keep_alive)
+                writer.write(response)
+                # logged against the revision that would have answered, as Cloud Run does
+                outcome.set(verdict, len(response), route.pick() or "", DENIED_TEXT[verdict])
+                return keep_alive
 
         revision = route.pick()
         port = None
@@ -181,9 +305,10 @@ class Proxy:
                 message = f"{route.label} has no revision to serve traffic"
             else:
                 message = f"revision {_short(revision)} of {route.label} is not running"
-            # an unread request body would be taken for the next request: close instead
             keep_alive = keep_alive and framing == NONE
-            writer.write(error_response(503, message, keep_alive=keep_alive))
+            response = error_response(503, message, keep_alive=keep_alive)
+            writer.write(response)
+            outcome.set(503, len(response), revision or "", message)
             return keep_alive
 
         if (
@@ -195,6 +320,7 @@ class Proxy:
             # backend's response, and the backend only sends 100 once its app reads
             writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
+        connection_tokens = request.tokens(b"connection")
         drop = DROP_REQUEST | connection_tokens
         out = [method, b" ", target, b" HTTP/1.1\r\n"]
         for name, lower, value in request.headers:
@@ -209,6 +335,13 @@ class Proxy:
             forwarded_for + b", " + client_ip if forwarded_for else client_ip,
             b"\r\nX-Forwarded-Proto: http\r\n",
         )
+        if self.request_log is not None and not _has_trace(request.fields):
+            # as Cloud Run, start a trace the app can log against, and log it ourselves
+            # ids, not secrets: the PRNG spares a system call per request
+            trace = b"%032x" % random.getrandbits(128)
+            span = random.getrandbits(63)
+            out.append(b"X-Cloud-Trace-Context: %b/%d;o=0\r\n" % (trace, span))
+            request.fields[b"x-cloud-trace-context"] = trace
         if framing == CHUNKED:
             out.append(b"Transfer-Encoding: chunked\r\n")
         if upgrade is not None:
@@ -220,6 +353,7 @@ class Proxy:
 
         self.counts[revision] = self.counts.get(revision, 0) + 1
         self.active[revision] = self.active.get(revision, 0) + 1
+        outcome.revision = revision
         try:
             return await self._forward(
                 b"".join(out),
@@ -232,11 +366,14 @@ class Proxy:
                 body=(framing, length) if streamed else None,
                 upgrade=upgrade is not None,
                 route=route,
+                outcome=outcome,
             )
         except _Failed as exc:
             # only raised before anything of a response was written to the client
             keep_alive = keep_alive and not streamed
-            writer.write(error_response(exc.status, exc.message, keep_alive=keep_alive))
+            response = error_response(exc.status, exc.message, keep_alive=keep_alive)
+            writer.write(response)
+            outcome.set(exc.status, len(response), revision, exc.message)
             return keep_alive
         finally:
             self.active[revision] -= 1
@@ -254,16 +391,23 @@ class Proxy:
         body: tuple[int, int] | None,
         upgrade: bool,
         route: Route,
+        outcome: _Outcome,
     ) -> bool:
-        """Relay one exchange with a revision; True when the client connection stays open."""
+        """Relay one exchange with a revision; True when the client connection stays open.
+
+        ``outcome`` gets the status and the bytes sent to the client.
+        """
         reader, writer = client
         backend, response, (kind, length), body_task = await self._send(
             request, reader, revision=revision, port=port, method=method, body=body, upgrade=upgrade
         )
         reusable = False
+        outcome.status = int(response.start[1])
         try:
             if response.start[1] == b"101":
-                writer.write(response_head(response, revision, upgrade=True))
+                head = response_head(response, revision, upgrade=True)
+                outcome.sent = len(head)
+                writer.write(head)
                 await tunnel(client, (backend.reader, backend.writer))
                 return False
             client_chunked = kind in (CHUNKED, TO_EOF) and client_version == b"HTTP/1.1"
@@ -277,19 +421,24 @@ class Proxy:
                 keep_alive=keep_alive,
                 client_version=client_version,
             )
+            outcome.sent = len(head)
             if kind == LENGTH and length <= BUFFER_BODY_MAX:
                 # one write, so one segment and one system call, for the common small answer
                 writer.write(head + await backend.reader.readexactly(length))
+                outcome.sent = len(head) + length
                 await writer.drain()
             elif kind == LENGTH:
                 writer.write(head)
                 await copy_length(backend.reader, writer, length)
+                outcome.sent = len(head) + length
             elif kind == CHUNKED:
                 writer.write(head)
-                await copy_chunked(backend.reader, writer, keep_framing=client_chunked)
+                sent = await copy_chunked(backend.reader, writer, keep_framing=client_chunked)
+                outcome.sent = len(head) + sent
             elif kind == TO_EOF:
                 writer.write(head)
-                await copy_to_eof(backend.reader, writer, chunked=client_chunked)
+                sent = await copy_to_eof(backend.reader, writer, chunked=client_chunked)
+                outcome.sent = len(head) + sent
             else:
                 writer.write(head)
                 await writer.drain()
@@ -388,3 +537,20 @@ class Proxy:
             await copy_chunked(reader, writer, keep_framing=True)
         else:
             await copy_length(reader, writer, length)
+
+
+def _has_trace(fields: dict[bytes, bytes]) -> bool:
+    return b"x-cloud-trace-context" in fields or b"traceparent" in fields
+
+
+def _trace_id(fields: dict[bytes, bytes]) -> str:
+    """The trace a request belongs to: ``X-Cloud-Trace-Context`` or W3C ``traceparent``."""
+    cloud = fields.get(b"x-cloud-trace-context")
+    if cloud:
+        return cloud.split(b"/", 1)[0].split(b";", 1)[0].decode("latin-1")
+    parent = fields.get(b"traceparent")
+    if parent:
+        parts = parent.split(b"-")
+        if len(parts) >= 3:
+            return parts[1].decode("latin-1")
+    return f"{random.getrandbits(128):032x}"  # no trace header, and refused before a revision

@@ -4,7 +4,10 @@ Every change to a service is answered at once with a pending long-running operat
 finished by a background task, one service at a time (a lock per service). A new revision
 is made only when the template changed; it must pass its startup probe before it can take
 traffic. When it fails, the operation fails with the revision's message, the service keeps
-its previous traffic and ``latest_ready_revision``, and ``terminal_condition`` says why.
+its previous traffic and ``latest_ready_revision``, and ``terminal_condition`` says why, in
+Cloud Run's own words (``Revision 'X' is not ready and cannot serve traffic. ...``); the
+revision's Ready condition carries the same text without that first sentence. Neither quotes
+the application: its output is in the revision's logs.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from google.cloud import run_v2
 from google.longrunning import operations_pb2  # type: ignore[import-untyped]
 from google.rpc import code_pb2, status_pb2  # type: ignore[import-untyped]
 
+from rollsafe.emulator import _run_iam
 from rollsafe.emulator._google import GoogleError
 from rollsafe.emulator._run_spec import (
     LATEST,
@@ -37,7 +41,7 @@ from rollsafe.emulator._run_store import RunStore, ServicePorts, template_key
 from rollsafe.emulator.logs import SEVERITIES
 from rollsafe.emulator.router import Router
 from rollsafe.emulator.state import EmulatorState
-from rollsafe.emulator.supervisor import RevisionStartError, Supervisor
+from rollsafe.emulator.supervisor import SYSTEM_LOG, RevisionStartError, Supervisor
 
 __all__ = ["Reconciler"]
 
@@ -177,7 +181,7 @@ class Reconciler:
         try:
             await self.supervisor.start(instance_spec(revision))
         except RevisionStartError as exc:
-            self._mark_revision(revision, exc.message)
+            self._mark_revision(revision, exc.condition)
             raise
         self._mark_revision(revision, None)
         service.latest_ready_revision = revision.name
@@ -303,6 +307,7 @@ class Reconciler:
                     await self.supervisor.stop(running)
             await self.router.remove_service(service.name)
             self.store.delete_service(service.name)
+            _run_iam.policies(self.state).delete(service.name)
         service.delete_time = _now()
         service.reconciling = False
         self.finish(operation, service)
@@ -351,14 +356,15 @@ class Reconciler:
                     await self._ensure_running(name)
                 except RevisionStartError as exc:
                     project, location, service_id = parse_name(service.name)
-                    self.state.logs.write_line(
+                    self.state.logs.write_entry(
                         project=project,
                         location=location,
                         service=service_id,
                         revision=name.rsplit("/", 1)[-1],
-                        stream="stderr",
-                        line=f"Not restarted after the emulator restarted: {exc.message}",
+                        log_name=f"projects/{project}/logs/{SYSTEM_LOG}",
                         severity=SEVERITIES["ERROR"],
+                        timestamp=_now(),
+                        text_payload=f"Not restarted after the emulator restarted: {exc.message}",
                     )
 
     async def close(self) -> None:

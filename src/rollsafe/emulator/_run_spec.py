@@ -19,7 +19,12 @@ from google.cloud import run_v2
 from google.protobuf import field_mask_pb2  # type: ignore[import-untyped]
 
 from rollsafe.emulator._google import GoogleError, invalid_argument
-from rollsafe.emulator._instance import InstanceSpec, ProbeSpec, SecretEnv
+from rollsafe.emulator._instance import (
+    DEFAULT_PROBE_SECONDS,
+    InstanceSpec,
+    ProbeSpec,
+    SecretEnv,
+)
 
 __all__ = [
     "CREATOR",
@@ -32,7 +37,10 @@ __all__ = [
     "Routing",
     "aborted",
     "condition",
+    "container_name",
     "copy_fields",
+    "default_probes",
+    "ingress_index",
     "instance_spec",
     "mark_reconciling",
     "new_etag",
@@ -77,8 +85,8 @@ STATUS_FIELDS = (
 )
 #: the spec fields this version of ``run_v2`` knows
 SETTABLE_FIELDS = [f for f in SPEC_FIELDS if f in run_v2.Service.pb().DESCRIPTOR.fields_by_name]
-#: default startup-probe budget when the container declares none (Cloud Run allows 240 s)
-DEFAULT_STARTUP_BUDGET = 60.0
+#: Cloud Run's defaults for the fields of a probe a container declares
+PROBE_DEFAULTS = {"period_seconds": 10, "timeout_seconds": 1, "failure_threshold": 3}
 
 _LOCATION = re.compile(r"^projects/([^/]+)/locations/([^/]+)$")
 _Type = run_v2.TrafficTargetAllocationType
@@ -180,12 +188,55 @@ def new_revision(service: run_v2.Service, rid: str, now: datetime) -> run_v2.Rev
     )
 
 
+def ingress_index(containers: list[run_v2.Container]) -> int:
+    """The container that receives requests: the one declaring ports (else the first)."""
+    return next((i for i, c in enumerate(containers) if c.ports), 0)
+
+
+def container_port(container: run_v2.Container) -> int:
+    return container.ports[0].container_port if container.ports else 8080
+
+
+def container_name(service_id: str, container: run_v2.Container, index: int) -> str:
+    """A container's name; Cloud Run names an unnamed one ``SERVICE-N``."""
+    return container.name or f"{service_id}-{index + 1}"
+
+
+def default_probes(service_id: str, template: run_v2.RevisionTemplate) -> None:
+    """Fill in what Cloud Run fills in when it accepts a template.
+
+    The ingress container without a startup probe gets Cloud Run's default TCP probe on its
+    port (timeout 240 s, period 240 s, failure threshold 1); a declared probe gets the
+    defaults of the fields it leaves out (period 10 s, timeout 1 s, failure threshold 3).
+    Reading the service or the revision back shows them, as on Cloud Run.
+    """
+    if not template.containers:
+        return
+    containers = list(template.containers)
+    for i, container in enumerate(containers):
+        if "startup_probe" not in container:
+            if i != ingress_index(containers):
+                continue
+            container.startup_probe = run_v2.Probe(
+                tcp_socket=run_v2.TCPSocketAction(port=container_port(container)),
+                timeout_seconds=DEFAULT_PROBE_SECONDS,
+                period_seconds=DEFAULT_PROBE_SECONDS,
+                failure_threshold=1,
+            )
+            continue
+        probe = container.startup_probe
+        for name, value in PROBE_DEFAULTS.items():
+            if not getattr(probe, name):
+                setattr(probe, name, value)
+    template.containers = containers
+
+
 def instance_spec(revision: run_v2.Revision) -> InstanceSpec:
     """How the supervisor runs a revision: its ingress container's command, env and probe."""
     project, location, service_id = parse_name(revision.service)
     rid = revision.name.rsplit("/", 1)[-1]
     containers = list(revision.containers)
-    index = next((i for i, c in enumerate(containers) if c.ports), 0)
+    index = ingress_index(containers)
     container = containers[index] if containers else run_v2.Container()
     env: list[tuple[str, str]] = []
     refs: list[SecretEnv] = []
@@ -208,23 +259,42 @@ def instance_spec(revision: run_v2.Revision) -> InstanceSpec:
         env=tuple(env),
         secrets=tuple(refs),
         working_dir=container.working_dir or None,
-        probe=_probe(container.startup_probe if "startup_probe" in container else None),
+        probe=_probe(container),
+        container=container_name(service_id, container, index),
+        container_port=container_port(container),
     )
 
 
-def _probe(probe: run_v2.Probe | None) -> ProbeSpec:
-    if probe is None:
-        return ProbeSpec(budget=DEFAULT_STARTUP_BUDGET)
-    path = (probe.http_get.path or "/") if "http_get" in probe else None
-    # Cloud Run's defaults for a declared probe: period 10 s, 3 failures, 1 s per attempt;
-    # the emulator probes more often than the period but keeps the same total budget
-    period = probe.period_seconds or 10
-    threshold = probe.failure_threshold or 3
+def _probe(container: run_v2.Container) -> ProbeSpec:
+    """The container's startup probe; revisions stored before probes were defaulted get
+    Cloud Run's default TCP probe."""
+    if "startup_probe" not in container:
+        return ProbeSpec()
+    probe = container.startup_probe
+    default = (
+        "tcp_socket" in probe
+        and probe.timeout_seconds == DEFAULT_PROBE_SECONDS
+        and probe.period_seconds == DEFAULT_PROBE_SECONDS
+        and probe.failure_threshold == 1
+        and probe.initial_delay_seconds == 0
+    )
+    if "http_get" in probe:
+        action = probe.http_get
+        path: str | None = action.path or "/"
+        port = action.port or None
+        headers = tuple((h.name, h.value) for h in action.http_headers)
+    else:
+        path, port, headers = None, probe.tcp_socket.port or None, ()
+    period = probe.period_seconds or PROBE_DEFAULTS["period_seconds"]
     return ProbeSpec(
         path=path,
+        port=port,
+        headers=headers,
         initial_delay=float(probe.initial_delay_seconds),
-        timeout=float(probe.timeout_seconds or 1),
-        budget=float(period * threshold),
+        period=float(period),
+        timeout=float(probe.timeout_seconds or PROBE_DEFAULTS["timeout_seconds"]),
+        failure_threshold=probe.failure_threshold or PROBE_DEFAULTS["failure_threshold"],
+        default=default,
     )
 
 

@@ -11,12 +11,14 @@ import re
 from google.cloud import run_v2
 from google.protobuf import field_mask_pb2  # type: ignore[import-untyped]
 
-from rollsafe.emulator._google import already_exists, invalid_argument
+from rollsafe.emulator._google import GoogleError, already_exists, invalid_argument
 from rollsafe.emulator._run_spec import (
     LATEST,
+    PROBE_DEFAULTS,
     REVISION_TYPE,
     SETTABLE_FIELDS,
     UNSPECIFIED,
+    default_probes,
     parse_name,
 )
 from rollsafe.emulator._run_store import RunStore, template_key
@@ -27,6 +29,7 @@ __all__ = [
     "conflict_if_renamed",
     "normalize_traffic",
     "update_paths",
+    "validate_probe",
     "validate_service_id",
     "validate_template",
     "validate_traffic",
@@ -85,9 +88,55 @@ def validate_template(service_id: str, template: run_v2.RevisionTemplate) -> Non
                 raise invalid_argument(
                     f"{where}.env[{j}].value_source.secret_key_ref.secret: required"
                 )
-        probe = container.startup_probe
-        if "http_get" in probe and probe.http_get.path and not probe.http_get.path.startswith("/"):
-            raise invalid_argument(f"{where}.startup_probe.http_get.path must start with '/'")
+        if "startup_probe" in container:
+            validate_probe(f"{where}.startup_probe", container.startup_probe)
+
+
+#: the largest value Cloud Run accepts for a startup probe's delay and period
+_STARTUP_MAX = 240
+
+
+def validate_probe(where: str, probe: run_v2.Probe) -> None:
+    """A startup probe's limits, as the Probe fields document them."""
+    kinds = [kind for kind in ("http_get", "tcp_socket", "grpc") if kind in probe]
+    if len(kinds) != 1:
+        raise invalid_argument(
+            f"{where}: exactly one of http_get, tcp_socket or grpc must be specified"
+        )
+    if kinds == ["grpc"]:
+        raise GoogleError(
+            501, "UNIMPLEMENTED", f"{where}.grpc: the emulator does not run gRPC probes"
+        )
+    if not 0 <= probe.initial_delay_seconds <= _STARTUP_MAX:
+        raise invalid_argument(
+            f"{where}.initial_delay_seconds: must be between 0 and {_STARTUP_MAX} for a "
+            f"startup probe, got {probe.initial_delay_seconds}"
+        )
+    if probe.period_seconds and not 1 <= probe.period_seconds <= _STARTUP_MAX:
+        raise invalid_argument(
+            f"{where}.period_seconds: must be between 1 and {_STARTUP_MAX} for a startup "
+            f"probe, got {probe.period_seconds}"
+        )
+    if probe.timeout_seconds and not 1 <= probe.timeout_seconds <= 3600:
+        raise invalid_argument(
+            f"{where}.timeout_seconds: must be between 1 and 3600, got {probe.timeout_seconds}"
+        )
+    period = probe.period_seconds or PROBE_DEFAULTS["period_seconds"]
+    timeout = probe.timeout_seconds or PROBE_DEFAULTS["timeout_seconds"]
+    if timeout > period:
+        raise invalid_argument(
+            f"{where}.timeout_seconds: must be less than or equal to period_seconds "
+            f"({timeout} > {period})"
+        )
+    if probe.failure_threshold < 0:
+        raise invalid_argument(
+            f"{where}.failure_threshold: must be at least 1, got {probe.failure_threshold}"
+        )
+    action = probe.http_get if kinds == ["http_get"] else probe.tcp_socket
+    if action.port and not 1 <= action.port <= 65535:
+        raise invalid_argument(f"{where}.{kinds[0]}.port: {action.port} is not within 1-65535")
+    if kinds == ["http_get"] and probe.http_get.path and not probe.http_get.path.startswith("/"):
+        raise invalid_argument(f"{where}.http_get.path must start with '/'")
 
 
 def normalize_traffic(service: run_v2.Service) -> None:
@@ -163,6 +212,7 @@ def check_service(service: run_v2.Service, store: RunStore) -> None:
     """Validate template and traffic against the revisions the service has or will have."""
     _, _, service_id = parse_name(service.name)
     validate_template(service_id, service.template)
+    default_probes(service_id, service.template)
     normalize_traffic(service)
     known = {r.name.rsplit("/", 1)[-1] for r in store.service_revisions(service.name)}
     wanted = service.template.revision

@@ -13,10 +13,8 @@ the router. An ``etag`` that does not match is 409 ABORTED, as AIP-154 asks.
 
 from __future__ import annotations
 
-import json
 import os
 from datetime import UTC, datetime
-from typing import Any
 
 from google.cloud import run_v2
 from google.longrunning import operations_pb2  # type: ignore[import-untyped]
@@ -25,15 +23,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from rollsafe.emulator import _run_iam
 from rollsafe.emulator._google import (
     already_exists,
     invalid_argument,
     message_response,
     not_found,
     parse_message,
+    unimplemented,
     wants_int_enums,
 )
 from rollsafe.emulator._reconcile import Reconciler
+from rollsafe.emulator._request_log import RequestLog
 from rollsafe.emulator._run_spec import (
     CREATOR,
     aborted,
@@ -61,6 +62,7 @@ __all__ = [
 
 #: key of the ``Reconciler`` in ``EmulatorState.extensions``
 EXTENSION = "cloudrun"
+REQUEST_LOG = "cloudrun.request_log"
 _BASE = "/v2/projects/{project}/locations/{location}"
 #: seconds before the instance of a revision that lost its traffic and tags is stopped
 DEFAULT_IDLE_GRACE = 30.0
@@ -102,7 +104,12 @@ def _idle_grace() -> float:
 async def startup(state: EmulatorState) -> None:
     """Create the supervisor and router; restore services and restart their revisions."""
     supervisor = Supervisor(state, _secret_resolver(state))
-    router = Router(supervisor.port)
+    # every request through a service URL is checked for an ID token and logged
+    request_log = RequestLog(state.logs)
+    state.extensions[REQUEST_LOG] = request_log
+    router = Router(
+        supervisor.port, access=_run_iam.ServiceAccess(state), request_log=request_log.add
+    )
     grace = _idle_grace()
     reconciler_ = Reconciler(state, RunStore(state.db), supervisor, router, idle_grace=grace)
     state.extensions[EXTENSION] = reconciler_
@@ -114,6 +121,9 @@ async def shutdown(state: EmulatorState) -> None:
     found = state.extensions.pop(EXTENSION, None)
     if isinstance(found, Reconciler):
         await found.close()
+    request_log = state.extensions.pop(REQUEST_LOG, None)
+    if isinstance(request_log, RequestLog):
+        await request_log.close()
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -205,6 +215,8 @@ class _Api:
             raise already_exists(f"Resource '{service_id}' already exists.")
         service = new_service(name, body)
         check_service(service, rec.store)
+        if not _flag(request, "validateOnly"):
+            _run_iam.policies(self.state).delete(name)  # a new service starts private
         return _start(rec, request, service)
 
     async def service(self, request: Request) -> Response:
@@ -212,7 +224,7 @@ class _Api:
         if ":" in service_id:
             return await self.iam(request)
         if request.method == "POST":
-            raise not_found(f"POST {request.url.path}: no such method")
+            raise unimplemented("POST", request.url.path)
         _, name = _names(request)
         parse_name(name)
         if request.method == "PATCH":
@@ -234,6 +246,8 @@ class _Api:
                 raise _service_missing(name)
             service = new_service(name, body)
             check_service(service, rec.store)
+            if not _flag(request, "validateOnly"):
+                _run_iam.policies(self.state).delete(name)  # a new service starts private
             return _start(rec, request, service)
         if body.etag and body.etag != current.etag:
             raise aborted(
@@ -266,22 +280,11 @@ class _Api:
         return _operation_response(operation, request)
 
     async def iam(self, request: Request) -> Response:
-        """``:getIamPolicy`` / ``:setIamPolicy`` / ``:testIamPermissions``: loopback has no IAM."""
-        _, _, method = request.path_params["service"].partition(":")
-        body: dict[str, Any] = {}
-        if request.method == "POST":
-            raw = await request.body()
-            try:
-                body = json.loads(raw) if raw.strip() else {}
-            except ValueError:
-                raise invalid_argument("invalid JSON body") from None
-        if method == "getIamPolicy" and request.method == "GET":
-            return JSONResponse({"version": 1, "etag": "ACAB"})
-        if method == "setIamPolicy" and request.method == "POST":
-            return JSONResponse(body.get("policy") or {"etag": "ACAB"})
-        if method == "testIamPermissions" and request.method == "POST":
-            return JSONResponse({"permissions": body.get("permissions", [])})
-        raise not_found(f"{request.method} {request.url.path}: no such method")
+        """``:getIamPolicy`` / ``:setIamPolicy`` / ``:testIamPermissions`` (see ``_run_iam``)."""
+        _, name = _names(request)
+        name, _, method = name.partition(":")
+        exists = self.rec.store.get_service(name) is not None
+        return await _run_iam.handle(request, self.state, name, method, exists)
 
     # -- revisions -----------------------------------------------------------------------
 
@@ -342,7 +345,7 @@ class _Api:
         if method == "wait" and request.method == "POST":
             await rec.wait(name, _wait_timeout(await request.body()))
         elif method or request.method == "POST":
-            raise not_found(f"{request.method} {request.url.path}: no such method")
+            raise unimplemented(request.method, request.url.path)
         if request.method == "DELETE":
             if not rec.store.delete_operation(name):
                 raise not_found(f"Operation '{name}' not found.")

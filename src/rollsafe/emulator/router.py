@@ -23,9 +23,9 @@ import ipaddress
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from rollsafe.emulator._proxy import READ_SIZE, Proxy, Route
+from rollsafe.emulator._proxy import READ_SIZE, Access, Proxy, RequestLogger, Route
 
-__all__ = ["REVISION_HEADER", "Router", "ServiceRoutes"]
+__all__ = ["REVISION_HEADER", "Access", "RequestLogger", "Router", "ServiceRoutes"]
 
 #: response header naming the revision that answered
 REVISION_HEADER = "X-Rollsafe-Revision"
@@ -125,6 +125,10 @@ class Router:
     new port is picked up at once. ``host`` is the loopback address the router listens on
     and reaches the instances at; any other address is refused (ValueError).
 
+    ``access`` (optional) decides per request whether a URL may be used (the emulator
+    passes its check of ID tokens and IAM policies; refused requests get Cloud Run's 401 or
+    403 page); ``request_log`` (optional) receives one ``RequestRecord`` per request.
+
     Timeouts: connecting to a revision (``connect_timeout``, 2 s), its response head
     (``request_timeout``, 300 s as Cloud Run's default, then 504), an idle kept-alive client
     connection (``keepalive_timeout``), and how long requests in flight on a removed port
@@ -140,6 +144,8 @@ class Router:
         request_timeout: float = 300.0,
         keepalive_timeout: float = 60.0,
         drain_timeout: float = 10.0,
+        access: Access | None = None,
+        request_log: RequestLogger | None = None,
     ) -> None:
         self._host = _loopback(host)
         self._proxy = Proxy(
@@ -148,6 +154,8 @@ class Router:
             connect_timeout=connect_timeout,
             response_timeout=request_timeout,
             keepalive_timeout=keepalive_timeout,
+            access=access,
+            request_log=request_log,
         )
         self._drain_timeout = drain_timeout
         self._services: dict[str, _Service] = {}
@@ -184,7 +192,9 @@ class Router:
         async with self._lock:
             state = self._services.get(service)
             if state is None:
-                route = Route(pick=SmoothWeighted(split).pick, label=f"service {short}")
+                route = Route(
+                    pick=SmoothWeighted(split).pick, label=f"service {short}", service=service
+                )
                 state = _Service(service, list(split), await self._listen(route, port))
                 self._services[service] = state
             elif split != state.split:
@@ -195,13 +205,24 @@ class Router:
             for tag, revision in tags.items():
                 listener = state.tag_listeners.get(tag)
                 if listener is None:
-                    route = Route(pick=_fixed(revision), label=f"tag {tag} of service {short}")
+                    route = Route(
+                        pick=_fixed(revision),
+                        label=f"tag {tag} of service {short}",
+                        service=service,
+                    )
                     preferred = (tag_ports or {}).get(tag)
                     state.tag_listeners[tag] = await self._listen(route, preferred)
                 elif state.tags.get(tag) != revision:
                     listener.route.pick = _fixed(revision)
             state.tags = dict(tags)
-            return self._routes(state)
+            routes = self._routes(state)
+            # a token may name the service's URL or any of its tag URLs, with or without
+            # the trailing slash, as on Cloud Run
+            urls = [routes.url, *routes.tag_urls.values()]
+            audiences = frozenset(urls + [url + "/" for url in urls])
+            for listener in (state.listener, *state.tag_listeners.values()):
+                listener.route.audiences = audiences
+            return routes
 
     async def remove_service(self, service: str) -> None:
         """Close a service's ports (its URL and its tags'); unknown services are ignored.

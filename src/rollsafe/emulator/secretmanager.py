@@ -13,6 +13,16 @@ responses rendered with its proto-plus types, so the shapes cannot drift:
   whatever its state, as Google resolves it) or an alias from the secret's
   ``versionAliases``.
 - The same under ``/v1/projects/P/locations/L/`` for regional secrets.
+- ``/v1/projects/P/secrets/S:getIamPolicy`` (GET, and POST as gcloud sends it),
+  ``:setIamPolicy`` and ``:testIamPermissions`` POST: see ``_sm_iam``.
+- ``/v1/projects/P/locations`` and ``/v1/projects/P/locations/L`` GET (the
+  ``google.cloud.location`` mixin every Secret Manager client has).
+- ``DELETE ...secrets/S?etag=`` and the version verbs' ``{"etag"}`` body are checked; see
+  ``_sm_store`` for etags and for ``ttl``/``expire_time`` expiry.
+
+Any other method or path under these prefixes answers 501 UNIMPLEMENTED in Google's error
+shape (never 404, which would make ``exists()`` checks lie); paths outside them are left to
+the other APIs and the app's fallback.
 
 Errors are Google's: 404 NOT_FOUND (``Secret [NAME] not found or has no versions.``,
 ``Secret Version [NAME] not found.``), 409 ALREADY_EXISTS, 400 INVALID_ARGUMENT, and
@@ -28,11 +38,13 @@ Cloud Run resolves ``secret_key_ref`` env vars at instance start with
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import google_crc32c
@@ -54,10 +66,17 @@ from rollsafe.emulator._filter import (
 from rollsafe.emulator._google import (
     GoogleError,
     invalid_argument,
-    not_found,
     parse_message,
     to_dict,
+    unimplemented,
     wants_int_enums,
+)
+from rollsafe.emulator._sm_iam import (
+    get_iam_policy,
+    get_location,
+    list_locations,
+    set_iam_policy,
+    test_iam_permissions,
 )
 from rollsafe.emulator._sm_store import SecretsStore
 from rollsafe.emulator.state import EmulatorState
@@ -71,6 +90,7 @@ DEFAULT_PAGE_SIZE = 25  # Google documents none ("the server decides"); small en
 MAX_PAGE_SIZE = 25000  # documented cap
 
 _EXTENSION = "secretmanager"
+_SWEEPER = "secretmanager.sweeper"
 _SECRET_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 _SECRET_NAME = re.compile(r"^projects/[^/]+/secrets/[A-Za-z0-9_-]{1,255}$")
 _PATH = re.compile(
@@ -78,7 +98,16 @@ _PATH = re.compile(
     r"(?:/(?P<secret>[^/:]+)(?P<versions>/versions(?:/(?P<version>[^/:]+))?)?)?"
     r"(?::(?P<verb>[A-Za-z]+))?$"
 )
+_LOCATIONS = re.compile(r"^projects/(?P<project>[^/:]+)/locations(?:/(?P<location>[^/:]+))?$")
 _STATE_VERBS = {"enable": State.ENABLED, "disable": State.DISABLED, "destroy": State.DESTROYED}
+_IAM_VERBS = {
+    ("GET", "getIamPolicy"): get_iam_policy,
+    ("POST", "getIamPolicy"): get_iam_policy,
+    ("POST", "setIamPolicy"): set_iam_policy,
+    ("POST", "testIamPermissions"): test_iam_permissions,
+}
+#: how often the emulator deletes expired secrets nobody touched (access deletes them too)
+SWEEP_SECONDS = 30.0
 
 
 class SecretAccessError(GoogleError):
@@ -125,36 +154,70 @@ def resolve_secret_env(
 
 
 def routes(state: EmulatorState) -> list[BaseRoute]:
-    """One catch-all route under ``/v1/projects/``: the ``:verb`` suffixes and the
-    percent-decoded paths uvicorn hands over are simplest to match with one regex."""
+    """Catch-all routes under ``/v1/projects/P/secrets`` and ``/v1/projects/P/locations``:
+    the ``:verb`` suffixes and the percent-decoded paths uvicorn hands over are simplest to
+    match with one regex. Other ``/v1/projects/...`` paths (IAM Credentials) are not ours."""
     store = secrets_store(state)
 
-    async def endpoint(request: Request) -> Response:
-        path = "projects/" + request.path_params["rest"]
-        body = await request.body()
-        params = dict(request.query_params)
-        # storage is synchronous SQLite + AES; keep it off the event loop the router shares
-        result = await run_in_threadpool(_dispatch, store, request.method, path, params, body)
-        if result is None:
-            return JSONResponse({})
-        return JSONResponse(to_dict(result, int_enums=wants_int_enums(request), defaults=False))
+    def endpoint(collection: str) -> Callable[[Request], Awaitable[Response]]:
+        async def serve(request: Request) -> Response:
+            project, rest = request.path_params["project"], request.path_params["rest"]
+            path = f"projects/{project}/{collection}{rest}"
+            body = await request.body()
+            params = dict(request.query_params)
+            # storage is synchronous SQLite + AES; keep it off the event loop the router shares
+            result = await run_in_threadpool(_dispatch, store, request.method, path, params, body)
+            if result is None:
+                return JSONResponse({})
+            if isinstance(result, dict):
+                return JSONResponse(result)
+            int_enums = wants_int_enums(request)
+            return JSONResponse(to_dict(result, int_enums=int_enums, defaults=False))
 
+        return serve
+
+    methods = ["GET", "POST", "PATCH", "DELETE", "PUT"]
     return [
         Route(
-            "/v1/projects/{rest:path}",
-            endpoint,
-            methods=["GET", "POST", "PATCH", "DELETE"],
-            name="secretmanager",
+            f"/v1/projects/{{project}}/{collection}{{rest:path}}",
+            endpoint(collection),
+            methods=methods,
+            name=f"secretmanager-{collection}",
         )
+        for collection in ("secrets", "locations")
     ]
+
+
+async def startup(state: EmulatorState) -> None:
+    """Start the sweep that deletes expired secrets even when nobody reads them."""
+    store = secrets_store(state)
+
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            await run_in_threadpool(store.sweep_expired)
+
+    state.extensions[_SWEEPER] = asyncio.get_running_loop().create_task(sweep())
+
+
+async def shutdown(state: EmulatorState) -> None:
+    task = state.extensions.pop(_SWEEPER, None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _dispatch(
     store: SecretsStore, method: str, path: str, params: Mapping[str, str], body: bytes
-) -> proto.Message | None:
+) -> proto.Message | dict[str, Any] | None:
+    located = _LOCATIONS.match(path)
+    if located is not None and method == "GET":
+        project, location = located.group("project", "location")
+        return list_locations(project) if location is None else get_location(project, location)
     match = _PATH.match(path)
     if match is None:
-        raise not_found(f"{method} /v1/{path} is not a Secret Manager v1 method.")
+        raise unimplemented(method, f"/v1/{path}")
     parent, secret_id, versions, version_id, verb = match.group(
         "parent", "secret", "versions", "version", "verb"
     )
@@ -169,7 +232,7 @@ def _dispatch(
         if call == ("GET", None):
             return store.get_secret(name)
         if call == ("DELETE", None):
-            store.delete_secret(name)
+            store.delete_secret(name, etag=params.get("etag", ""))
             return None
         if call == ("PATCH", None):
             patch = parse_message(sm.Secret, body)
@@ -177,6 +240,8 @@ def _dispatch(
             return store.update_secret(name, patch, paths)
         if call == ("POST", "addVersion"):
             return _add_version(store, name, body)
+        if call in _IAM_VERBS:
+            return _IAM_VERBS[call](store, name, body)
     elif version_id is None:
         if call == ("GET", None):
             return _list_versions(store, f"{parent}/secrets/{secret_id}", params)
@@ -189,12 +254,20 @@ def _dispatch(
             payload = sm.SecretPayload(data=data, data_crc32c=google_crc32c.value(data))
             return sm.AccessSecretVersionResponse(name=version.name, payload=payload)
         if method == "POST" and verb in _STATE_VERBS:
-            return store.set_state(name, _STATE_VERBS[verb])
-    if verb is not None:
-        raise GoogleError(
-            501, "UNIMPLEMENTED", f"{method} /v1/{path}: the emulator does not implement :{verb}."
-        )
-    raise not_found(f"{method} /v1/{path} is not a Secret Manager v1 method.")
+            etag = _state_etag(verb, body)
+            return store.set_state(name, _STATE_VERBS[verb], etag=etag)
+    raise unimplemented(method, f"/v1/{path}")
+
+
+def _state_etag(verb: str, body: bytes) -> str:
+    """The optional ``etag`` of an enable, disable or destroy request body."""
+    kind: type[proto.Message] = {
+        "enable": sm.EnableSecretVersionRequest,
+        "disable": sm.DisableSecretVersionRequest,
+        "destroy": sm.DestroySecretVersionRequest,
+    }[verb]
+    etag: str = parse_message(kind, body).etag
+    return etag
 
 
 def _create_secret(

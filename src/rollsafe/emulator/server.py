@@ -21,6 +21,7 @@ from rollsafe.errors import RollsafeError, UsageError
 __all__ = [
     "EmulatorStatus",
     "emulator_status",
+    "endpoint_answers",
     "ensure_emulator",
     "run_emulator",
     "start_emulator",
@@ -120,6 +121,11 @@ def _answers(endpoint: str, timeout: float = 1.0) -> bool:
             return bool(json.loads(response.read()).get("emulator") == "rollsafe")
     except (OSError, ValueError):
         return False
+
+
+def endpoint_answers(endpoint: str, timeout: float = 1.0) -> bool:
+    """Does a rollsafe emulator answer at ``endpoint`` (``ROLLSAFE_GCP_ENDPOINT``, say)?"""
+    return _answers(endpoint.rstrip("/"), timeout)
 
 
 def emulator_status(state_dir: Path) -> EmulatorStatus:

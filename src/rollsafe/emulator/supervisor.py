@@ -3,7 +3,10 @@
 Each instance is one process group started with ``start_new_session=True`` and recorded in
 the ``processes`` table (see ``server.PROCESSES_SCHEMA``) so that ``emulator stop`` can sweep
 any group the supervisor could not reap. stdout and stderr are read by plain threads (a
-chatty app must never stall the event loop) and written to the ``LogSink`` line by line.
+chatty app must never stall the event loop) and written to the ``LogSink`` line by line
+(``run.googleapis.com/stdout`` and ``stderr``). What the platform itself says (``Container
+called exit(3).``, startup probe outcomes) goes to ``run.googleapis.com/varlog/system``, as
+on Cloud Run; a failed start answers Cloud Run's fixed message, never the app's output.
 
 Locally the container's ``command`` + ``args`` run (the image is ignored). ``${PORT}`` and
 ``$PORT`` in them are replaced by the instance's port, a convenience Cloud Run does not offer
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -22,7 +26,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from rollsafe.emulator._instance import (
     InstanceSpec,
@@ -31,9 +35,12 @@ from rollsafe.emulator._instance import (
     SecretEnv,
     base_env,
     exit_description,
+    failed_to_start,
     free_port,
     not_ready,
+    probe_failed,
     probe_once,
+    probe_succeeded,
     secret_path,
     signal_group,
 )
@@ -54,7 +61,9 @@ __all__ = [
 SecretResolver = Callable[[str, str, str], bytes]
 
 _PORT_REF = re.compile(r"\$\{PORT\}|\$PORT\b")
-_LOG_TAIL = 10
+#: Cloud Run's platform log: container exits, startup probe outcomes
+SYSTEM_LOG = "run.googleapis.com%2Fvarlog%2Fsystem"
+_CONTAINER_FAILED = "failed to start and listen on the port"
 _BACKOFF_FIRST = 0.5
 _BACKOFF_CAP = 10.0
 #: an instance that stayed up this long starts its next backoff from the beginning again
@@ -73,6 +82,8 @@ class _Instance:
         self.readers: list[threading.Thread] = []
         self.task: asyncio.Task[None] | None = None
         self.first_start: asyncio.Future[None] | None = None
+        #: Cloud Run labels each instance's system entries with an ``instanceId``
+        self.instance_id = ""
 
 
 class Supervisor:
@@ -174,7 +185,6 @@ class Supervisor:
     # -- internals -----------------------------------------------------------------------
 
     async def _keep_running(self, instance: _Instance) -> None:
-        spec = instance.spec
         assert instance.first_start is not None
         loop = asyncio.get_running_loop()
         failures = 0
@@ -186,7 +196,10 @@ class Supervisor:
                 if not instance.first_start.done():
                     instance.first_start.set_exception(exc)
                     return
-                what = f"The instance of revision {spec.revision} failed to restart: {exc.message}"
+                if exc.exit_code is None and _CONTAINER_FAILED not in exc.message:
+                    # not an exit or a probe failure (those are logged already): a secret
+                    # that cannot be read any more, say
+                    self._system_log(instance, exc.message, "ERROR")
             else:
                 if not instance.first_start.done():
                     instance.first_start.set_result(None)
@@ -194,16 +207,12 @@ class Supervisor:
                 instance.ready = False
                 if instance.stopping:
                     return
+                self._system_log(instance, exit_description(code), "WARNING")
                 self._forget(instance)
                 if loop.time() - started > _BACKOFF_RESET_AFTER:
                     failures = 0
-                what = (
-                    f"{exit_description(code)} The instance of revision {spec.revision} "
-                    "crashed after it was ready."
-                )
             delay = min(_BACKOFF_FIRST * 2**failures, _BACKOFF_CAP)
             failures += 1
-            self._system_log(spec, f"{what} Restarting in {delay:.1f} s.")
             await asyncio.sleep(delay)
 
     async def _launch(self, instance: _Instance) -> asyncio.Future[int]:
@@ -221,20 +230,24 @@ class Supervisor:
         )
         if not spec.argv:
             raise RevisionStartError(
-                f"Revision '{spec.revision}' is not ready and cannot serve traffic. The "
-                "emulator runs the container's command and args (the image is ignored "
-                "locally), and the container declares no command."
+                f"{not_ready(spec)} The emulator runs the container's command and args (the "
+                "image is ignored locally), and the container declares no command."
             )
         argv = [_PORT_REF.sub(str(instance.port), arg) for arg in spec.argv]
         if argv[0] in ("python", "python3"):
             argv[0] = sys.executable
+        instance.instance_id = secrets.token_hex(32)
         try:
             process = await asyncio.to_thread(self._spawn, instance, argv, env)
         except OSError as exc:
-            raise RevisionStartError(
-                f"{not_ready(spec, instance.port)} The container command could not be "
-                f"started: {exc}."
-            ) from exc
+            # what Cloud Run logs when the entrypoint cannot be executed
+            self._system_log(
+                instance,
+                "terminated: Application failed to start: failed to load "
+                f"{argv[0]}: {(exc.strerror or str(exc)).lower()}",
+                "ERROR",
+            )
+            raise failed_to_start(spec, instance.port) from exc
         loop = asyncio.get_running_loop()
         exited: asyncio.Future[int] = loop.create_future()
 
@@ -256,8 +269,8 @@ class Supervisor:
         version = ref.version or "latest"
         if self.resolve_secret is None:
             raise RevisionStartError(
-                f"Revision '{spec.revision}' is not ready and cannot serve traffic. "
-                f"{ref.field_path}: Secret Manager is not available in this emulator."
+                f"{not_ready(spec)} {ref.field_path}: Secret Manager is not available in this "
+                "emulator."
             )
         try:
             payload = self.resolve_secret(spec.project, ref.secret, version)
@@ -265,9 +278,9 @@ class Supervisor:
             # never the payload: only the reference and the store's own message
             reason = getattr(exc, "message", None) or str(exc)
             raise RevisionStartError(
-                f"Revision '{spec.revision}' is not ready and cannot serve traffic. "
-                f"{ref.field_path}: Secret {secret_path(spec.project, ref.secret)}/versions/"
-                f"{version} could not be accessed: {reason}"
+                f"{not_ready(spec)} {ref.field_path}: Secret "
+                f"{secret_path(spec.project, ref.secret)}/versions/{version} could not be "
+                f"accessed: {reason}"
             ) from None
         return payload.decode("utf-8", errors="replace")
 
@@ -322,49 +335,62 @@ class Supervisor:
         return thread
 
     async def _probe(self, instance: _Instance, exited: asyncio.Future[int]) -> None:
+        """Run the startup probe as Cloud Run does; raises RevisionStartError on failure.
+
+        Attempts start every ``period`` seconds after ``initial_delay``; ``failure_threshold``
+        failures in a row fail the start, and so does the process exiting meanwhile. Both
+        outcomes are logged to the system log; the error carries Cloud Run's fixed text.
+        """
         spec, probe = instance.spec, instance.spec.probe
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + probe.initial_delay + probe.budget
+        port = _probe_port(instance)
         if probe.initial_delay:
             await asyncio.wait([exited], timeout=probe.initial_delay)
-        interval = 0.02
+        failures = attempts = 0
         while not exited.done():
-            if await probe_once(instance.port, probe):
+            began = loop.time()
+            attempt = asyncio.ensure_future(probe_once(port, probe))
+            pending: list[asyncio.Future[Any]] = [attempt, exited]
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if not attempt.done():
+                attempt.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await attempt
+                break
+            attempts += 1
+            if attempt.result():
+                self._system_log(instance, probe_succeeded(spec, probe, port, attempts), "INFO")
                 return
-            if loop.time() >= deadline:
-                raise RevisionStartError(
-                    f"{not_ready(spec, instance.port)[:-1]} within the allocated timeout "
-                    f"of {probe.budget:g} s. Logs for this revision might contain more "
-                    f"information.{self._tail(instance)}"
-                )
-            await asyncio.wait([exited], timeout=interval)
-            interval = min(interval * 1.5, 0.25)
+            failures += 1
+            if failures >= probe.failure_threshold:
+                self._system_log(instance, probe_failed(spec, probe, port, failures), "ERROR")
+                raise failed_to_start(spec, instance.port)
+            pause = probe.period - (loop.time() - began)
+            if pause > 0:
+                await asyncio.wait([exited], timeout=pause)
         code = exited.result()
-        # the readers must drain the pipes first, or the last lines miss the message
+        # the readers drain the pipes first, so the app's last lines precede the exit entry
         for reader in instance.readers:
             await asyncio.to_thread(reader.join, 1.0)
+        self._system_log(instance, exit_description(code), "WARNING")
         self._forget(instance)
-        raise RevisionStartError(
-            f"{not_ready(spec, instance.port)} {exit_description(code)}{self._tail(instance)}",
-            exit_code=code,
-        )
+        error = failed_to_start(spec, instance.port)
+        error.exit_code = code
+        raise error
 
-    def _tail(self, instance: _Instance) -> str:
+    def _system_log(self, instance: _Instance, message: str, severity: str) -> None:
+        """One entry of ``run.googleapis.com/varlog/system``, labelled as Cloud Run does."""
         spec = instance.spec
-        lines = self.state.logs.tail(spec.project, spec.service, spec.revision, _LOG_TAIL)
-        if not lines:
-            return ""
-        return "\nLast log lines:\n" + "\n".join(str(line) for line in lines)
-
-    def _system_log(self, spec: InstanceSpec, message: str) -> None:
-        self.state.logs.write_line(
+        self.state.logs.write_entry(
             project=spec.project,
             location=spec.location,
             service=spec.service,
             revision=spec.revision,
-            stream="stderr",
-            line=message,
-            severity=SEVERITIES["ERROR"],
+            log_name=f"projects/{spec.project}/logs/{SYSTEM_LOG}",
+            severity=SEVERITIES[severity],
+            timestamp=datetime.now(UTC),
+            text_payload=message,
+            labels={"instanceId": instance.instance_id, "container_name": spec.container},
         )
 
     def _forget(self, instance: _Instance) -> None:
@@ -388,6 +414,14 @@ class Supervisor:
         # children that ignored SIGTERM outlive their parent in the group
         signal_group(process.pid, signal.SIGKILL)
         self._forget(instance)
+
+
+def _probe_port(instance: _Instance) -> int:
+    """Where the probe knocks: the instance's PORT stands for the container port."""
+    declared = instance.spec.probe.port
+    if declared is None or declared == instance.spec.container_port:
+        return instance.port
+    return declared
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:

@@ -8,6 +8,7 @@ from rollsafe.manifest.resolved import (
     ResolvedJwtSecret,
     ResolvedSecret,
     ResolvedService,
+    ResolvedStartup,
     ResolvedVar,
 )
 from rollsafe.manifest.schema import manifest_json_schema
@@ -21,6 +22,7 @@ __all__ = [
     "ResolvedJwtSecret",
     "ResolvedSecret",
     "ResolvedService",
+    "ResolvedStartup",
     "ResolvedVar",
     "load_manifest",
     "manifest_json_schema",

@@ -19,6 +19,7 @@ from rollsafe.manifest.models import (
     SecretSpec,
     Service,
     ServiceOverride,
+    StartupCheck,
 )
 from rollsafe.rules import RuleSyntaxError
 
@@ -30,10 +31,12 @@ _MODEL_AT: dict[tuple[str, ...], type[BaseModel]] = {
     ("environments", "*"): Environment,
     ("services", "*"): Service,
     ("services", "*", "health"): HealthCheck,
+    ("services", "*", "health", "startup"): StartupCheck,
     ("services", "*", "env", "*"): EnvSpec,
     ("services", "*", "secrets", "*"): SecretSpec,
     ("services", "*", "overrides", "*"): ServiceOverride,
     ("services", "*", "overrides", "*", "health"): HealthCheck,
+    ("services", "*", "overrides", "*", "health", "startup"): StartupCheck,
     ("services", "*", "overrides", "*", "env", "*"): EnvSpec,
     ("services", "*", "overrides", "*", "secrets", "*"): SecretOverride,
 }

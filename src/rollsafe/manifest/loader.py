@@ -21,6 +21,7 @@ from rollsafe.manifest.resolved import (
     ResolvedJwtSecret,
     ResolvedSecret,
     ResolvedService,
+    ResolvedStartup,
     ResolvedVar,
 )
 from rollsafe.rules import RULES, RuleRef
@@ -111,6 +112,7 @@ class LoadedManifest:
         image, command, workdir, health = svc.image, svc.command, svc.workdir, svc.health
         jwt = svc.jwt_secret
         jwt_path: tuple[str, ...] = (*base, "jwt_secret")
+        public = svc.public
         if override is not None:
             for key, entry in override.env.items():
                 previous = env_vars.get(key)
@@ -144,6 +146,8 @@ class LoadedManifest:
             health = override.health or health
             if override.jwt_secret is not None:
                 jwt, jwt_path = override.jwt_secret, (*over, "jwt_secret")
+            if override.public is not None:
+                public = override.public
         # `differs_from: dev` declared for every environment means nothing in dev itself
         env_vars = {k: _drop_self(v, env) for k, v in env_vars.items()}
         secrets = {k: _drop_self(v, env) for k, v in secrets.items()}
@@ -165,6 +169,12 @@ class LoadedManifest:
                 consecutive=health.consecutive,
                 interval=health.interval,
                 verify_timeout=health.verify_timeout,
+                startup=ResolvedStartup(
+                    initial_delay=health.startup.initial_delay,
+                    period=health.startup.period,
+                    timeout=health.startup.timeout,
+                    failure_threshold=health.startup.failure_threshold,
+                ),
             ),
             env=env_vars,
             secrets=secrets,
@@ -176,6 +186,7 @@ class LoadedManifest:
                 algorithm=jwt.algorithm,
                 line=self.lines.line_of(jwt_path),
             ),
+            public=public,
         )
 
 

@@ -15,6 +15,7 @@ from pydantic import (
     PlainValidator,
     Tag,
     WithJsonSchema,
+    model_validator,
 )
 
 from rollsafe.rules import RULES, RuleRef, parse_rule
@@ -29,6 +30,7 @@ __all__ = [
     "SecretSpec",
     "Service",
     "ServiceOverride",
+    "StartupCheck",
     "parse_duration",
 ]
 
@@ -94,6 +96,32 @@ Duration = Annotated[
         }
     ),
 ]
+
+
+def _whole_seconds(raw: object) -> int:
+    seconds = parse_duration(raw)
+    if seconds != int(seconds):
+        raise ValueError(
+            "a startup probe counts whole seconds (Cloud Run's probe fields are integers), "
+            "like '2s' or 3"
+        )
+    return int(seconds)
+
+
+WholeSeconds = Annotated[
+    int,
+    BeforeValidator(_whole_seconds),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "pattern": _DURATION.pattern},
+            ]
+        }
+    ),
+]
+#: Cloud Run's limit on a startup probe's initial delay and period, in seconds
+_STARTUP_MAX = 240
 Scalar = Annotated[
     str,
     BeforeValidator(_scalar_to_str),
@@ -135,6 +163,34 @@ class Environment(_Model):
     )
 
 
+class StartupCheck(_Model):
+    """The startup probe deploy gives the revision: HTTP GET ``health.path`` on the container
+    port, run by Cloud Run itself. The revision becomes ready (and can take traffic) only once
+    an attempt answers 200-399; ``failure_threshold`` failures in a row fail it."""
+
+    initial_delay: WholeSeconds = Field(
+        default=0, ge=0, le=_STARTUP_MAX, description="Wait this long before the first attempt."
+    )
+    period: WholeSeconds = Field(
+        default=1, ge=1, le=_STARTUP_MAX, description="Start an attempt this often."
+    )
+    timeout: WholeSeconds = Field(
+        default=1, ge=1, le=_STARTUP_MAX, description="An attempt fails after this long."
+    )
+    failure_threshold: int = Field(
+        default=60, ge=1, le=10_000, description="Failed attempts in a row that fail the start."
+    )
+
+    @model_validator(mode="after")
+    def _timeout_within_period(self) -> StartupCheck:
+        if self.timeout > self.period:
+            raise ValueError(
+                f"timeout ({self.timeout}s) must not exceed period ({self.period}s): Cloud Run "
+                "refuses a probe whose timeout_seconds is above its period_seconds"
+            )
+        return self
+
+
 class HealthCheck(_Model):
     """How to tell a revision is healthy."""
 
@@ -149,6 +205,11 @@ class HealthCheck(_Model):
     consecutive: int = Field(default=3, ge=1, le=100, description="Passes needed in a row.")
     interval: Duration = Field(default=0.5, description="Pause between verification probes.")
     verify_timeout: Duration = Field(default=30.0, description="Give up verifying after this.")
+    startup: StartupCheck = Field(
+        default_factory=StartupCheck,
+        description="The startup probe on `path` that Cloud Run runs before the revision may "
+        "take traffic. See docs/startup-probes.md.",
+    )
 
 
 class EnvSpec(_Model):
@@ -205,6 +266,10 @@ class ServiceOverride(_Model):
     env: dict[str, EnvEntry] = Field(default_factory=dict)
     secrets: dict[str, SecretOverride] = Field(default_factory=dict)
     jwt_secret: JwtSecretConfig | None = None
+    public: bool | None = Field(
+        default=None,
+        description="Override of `public` in this environment.",
+    )
 
 
 class Service(_Model):
@@ -217,6 +282,12 @@ class Service(_Model):
     env: dict[str, EnvEntry] = Field(default_factory=dict)
     secrets: dict[str, SecretSpec] = Field(default_factory=dict)
     jwt_secret: JwtSecretConfig | None = None
+    public: bool = Field(
+        default=False,
+        description="Anyone may call the service (allUsers has roles/run.invoker), as "
+        "`gcloud run deploy --allow-unauthenticated`. Default false: private, as Cloud Run "
+        "creates services; callers need an ID token. See docs/access.md.",
+    )
     overrides: dict[str, ServiceOverride] = Field(default_factory=dict)
 
 

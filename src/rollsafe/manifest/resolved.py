@@ -13,6 +13,7 @@ __all__ = [
     "ResolvedJwtSecret",
     "ResolvedSecret",
     "ResolvedService",
+    "ResolvedStartup",
     "ResolvedVar",
 ]
 
@@ -44,6 +45,16 @@ class ResolvedSecret:
 
 
 @dataclass(frozen=True, slots=True)
+class ResolvedStartup:
+    """The startup probe on the health path, in whole seconds (``health.startup``)."""
+
+    initial_delay: int = 0
+    period: int = 1
+    timeout: int = 1
+    failure_threshold: int = 60
+
+
+@dataclass(frozen=True, slots=True)
 class ResolvedHealth:
     """The health check of a service."""
 
@@ -55,6 +66,7 @@ class ResolvedHealth:
     consecutive: int = 3
     interval: float = 0.5
     verify_timeout: float = 30.0
+    startup: ResolvedStartup = field(default_factory=ResolvedStartup)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +92,8 @@ class ResolvedService:
     secrets: dict[str, ResolvedSecret] = field(default_factory=dict)
     line: int | None = None
     jwt_secret: ResolvedJwtSecret | None = None
+    #: anyone may call it (``allUsers`` has ``roles/run.invoker``); private by default
+    public: bool = False
 
     def plain_values(self) -> dict[str, str]:
         """Name to value of every plain variable (never secrets)."""

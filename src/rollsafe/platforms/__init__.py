@@ -1,6 +1,8 @@
 """Deploy targets behind one small interface: Cloud Run (and the emulator), in-memory."""
 
 from rollsafe.platforms.base import (
+    ALL_USERS,
+    INVOKER_ROLE,
     Platform,
     PlatformError,
     PlatformUnavailableError,
@@ -9,11 +11,14 @@ from rollsafe.platforms.base import (
     RevisionSpec,
     SecretRef,
     ServiceInfo,
+    StartupProbe,
     TrafficTarget,
 )
 from rollsafe.platforms.memory import InMemoryPlatform
 
 __all__ = [
+    "ALL_USERS",
+    "INVOKER_ROLE",
     "InMemoryPlatform",
     "Platform",
     "PlatformError",
@@ -23,5 +28,6 @@ __all__ = [
     "RevisionSpec",
     "SecretRef",
     "ServiceInfo",
+    "StartupProbe",
     "TrafficTarget",
 ]

@@ -10,6 +10,10 @@ from rollsafe._adapter import Adapter
 from rollsafe.errors import RollsafeError
 
 __all__ = [
+    "ALL_USERS",
+    "DEFAULT_STARTUP_PROBE",
+    "INVOKER_ROLE",
+    "STARTUP_PROBE_MAX",
     "Platform",
     "PlatformError",
     "PlatformUnavailableError",
@@ -18,8 +22,14 @@ __all__ = [
     "RevisionSpec",
     "SecretRef",
     "ServiceInfo",
+    "StartupProbe",
     "TrafficTarget",
 ]
+
+
+#: the member that means "anyone, signed in or not", and the role that lets it call a service
+ALL_USERS = "allUsers"
+INVOKER_ROLE = "roles/run.invoker"
 
 
 class PlatformError(RollsafeError):
@@ -33,8 +43,10 @@ class PlatformUnavailableError(PlatformError):
 
 
 class RevisionFailedError(PlatformError):
-    """A new revision never became ready. ``message`` carries the platform's reason
-    (for a container that exited: ``Container called exit(3).`` and its last log lines)."""
+    """A new revision never became ready. ``message`` carries the platform's reason, in its
+    own fixed words (Cloud Run: ``Revision 'X' is not ready and cannot serve traffic. ...``);
+    what the container printed, and its exit code, are in the revision's logs only (see
+    ``rollsafe.platforms.logs``)."""
 
     def __init__(self, message: str, *, revision: str, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
@@ -47,6 +59,46 @@ class SecretRef:
 
     secret: str
     version: str
+
+
+#: Cloud Run's limit on a startup probe's delay and period, in seconds
+STARTUP_PROBE_MAX = 240
+
+
+@dataclass(frozen=True, slots=True)
+class StartupProbe:
+    """A startup probe: HTTP GET ``path`` (None: a TCP connect) on the container's port.
+
+    The revision becomes ready once one attempt passes; attempts start every ``period``
+    seconds after ``initial_delay``, each within ``timeout``; ``failure_threshold`` failures
+    in a row fail the revision. Whole seconds, as Cloud Run's ``Probe`` fields are.
+    """
+
+    path: str | None = None
+    initial_delay: int = 0
+    period: int = 10
+    timeout: int = 1
+    failure_threshold: int = 3
+    port: int | None = None
+
+    def problems(self) -> list[str]:
+        """What Cloud Run would refuse in this probe (empty when it is valid)."""
+        found = []
+        if not 0 <= self.initial_delay <= STARTUP_PROBE_MAX:
+            found.append(f"initial_delay must be between 0 and {STARTUP_PROBE_MAX} seconds")
+        if not 1 <= self.period <= STARTUP_PROBE_MAX:
+            found.append(f"period must be between 1 and {STARTUP_PROBE_MAX} seconds")
+        if not 1 <= self.timeout <= self.period:
+            found.append("timeout must be at least 1 second and at most the period")
+        if self.failure_threshold < 1:
+            found.append("failure_threshold must be at least 1")
+        if self.path is not None and not self.path.startswith("/"):
+            found.append("path must start with '/'")
+        return found
+
+
+#: the probe Cloud Run gives a container that declares none (a TCP connect on its port)
+DEFAULT_STARTUP_PROBE = StartupProbe(None, 0, STARTUP_PROBE_MAX, STARTUP_PROBE_MAX, 1, 8080)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +115,8 @@ class RevisionSpec:
     annotations: dict[str, str] = field(default_factory=dict)
     health_path: str | None = None
     container_port: int = 8080
+    #: None: the platform's default (Cloud Run: a TCP probe on the container port)
+    startup_probe: StartupProbe | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +133,8 @@ class RevisionInfo:
     env: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, SecretRef] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
+    #: the probe the platform runs (its default when the spec set none)
+    startup_probe: StartupProbe | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,3 +198,17 @@ class Platform(Adapter):
         self, service: str, split: dict[str, int], tags: dict[str, str] | None = None
     ) -> ServiceInfo:
         """Route ``split`` (revision -> percent, summing to 100) and exactly ``tags``."""
+
+    @abstractmethod
+    def get_invokers(self, service: str) -> frozenset[str]:
+        """The members granted ``roles/run.invoker`` on ``service`` by its IAM policy
+        (``allUsers`` when it is public). Raises ``PlatformError`` if it does not exist."""
+
+    @abstractmethod
+    def set_public(self, service: str, public: bool) -> None:
+        """Grant ``roles/run.invoker`` to ``allUsers`` (or take it away), keeping every other
+        binding, as ``gcloud run services add-iam-policy-binding`` does."""
+
+    def is_public(self, service: str) -> bool:
+        """Whether anyone may call ``service`` without an ID token."""
+        return ALL_USERS in self.get_invokers(service)

@@ -13,6 +13,8 @@ from typing import Any
 
 from rollsafe._gcp import client_kwargs, import_google
 from rollsafe.platforms.base import (
+    ALL_USERS,
+    INVOKER_ROLE,
     Platform,
     PlatformError,
     PlatformUnavailableError,
@@ -21,6 +23,7 @@ from rollsafe.platforms.base import (
     RevisionSpec,
     SecretRef,
     ServiceInfo,
+    StartupProbe,
     TrafficTarget,
 )
 
@@ -28,6 +31,8 @@ __all__ = ["CloudRunPlatform"]
 
 _OPERATION_TIMEOUT = 300.0
 _CALL_TIMEOUT = 30.0
+#: read-modify-write rounds of an IAM policy when another writer's etag wins (ABORTED)
+_IAM_ATTEMPTS = 3
 
 
 @contextmanager
@@ -49,6 +54,28 @@ def _map_errors(what: str) -> Iterator[None]:
         raise PlatformError(f"{what}: {exc.message or exc}") from exc
     except (ConnectionError, OSError) as exc:
         raise PlatformUnavailableError(f"{what}: Cloud Run is unreachable ({exc})") from exc
+
+
+def _startup_probe(container: Any) -> StartupProbe | None:
+    """The container's startup probe as Cloud Run reports it (HTTP and TCP kinds only)."""
+    if "startup_probe" not in container:
+        return None
+    probe = container.startup_probe
+    if "http_get" in probe:
+        path: str | None = probe.http_get.path or "/"
+        port = probe.http_get.port
+    elif "tcp_socket" in probe:
+        path, port = None, probe.tcp_socket.port
+    else:
+        return None
+    return StartupProbe(
+        path=path,
+        initial_delay=probe.initial_delay_seconds,
+        period=probe.period_seconds,
+        timeout=probe.timeout_seconds,
+        failure_threshold=probe.failure_threshold,
+        port=port or None,
+    )
 
 
 def _short(name: str) -> str:
@@ -144,6 +171,7 @@ class CloudRunPlatform(Platform):
                 else:
                     env[var.name] = var.value
         created = rev.create_time if rev.create_time else None
+        probe = _startup_probe(rev.containers[0]) if rev.containers else None
         return RevisionInfo(
             name=_short(rev.name),
             service=_short(rev.service),
@@ -155,6 +183,7 @@ class CloudRunPlatform(Platform):
             env=env,
             secrets=secrets,
             annotations=dict(rev.annotations),
+            startup_probe=probe,
         )
 
     # -- writing --
@@ -176,11 +205,28 @@ class CloudRunPlatform(Platform):
         )
         if spec.workdir:
             container.working_dir = spec.workdir
+        if spec.startup_probe is not None:
+            container.startup_probe = self._probe(spec.startup_probe)
         return run.RevisionTemplate(
             revision=spec.revision,
             containers=[container],
             annotations=dict(spec.annotations),
         )
+
+    def _probe(self, probe: StartupProbe) -> Any:
+        run = self._run
+        fields: dict[str, Any] = {
+            "initial_delay_seconds": probe.initial_delay,
+            "period_seconds": probe.period,
+            "timeout_seconds": probe.timeout,
+            "failure_threshold": probe.failure_threshold,
+        }
+        port = probe.port or 0  # unset: the container port, as Cloud Run defaults it
+        if probe.path is None:
+            fields["tcp_socket"] = run.TCPSocketAction(port=port)
+        else:
+            fields["http_get"] = run.HTTPGetAction(path=probe.path, port=port)
+        return run.Probe(**fields)
 
     def _targets(self, split: dict[str, int], tags: dict[str, str]) -> list[Any]:
         run = self._run
@@ -261,6 +307,72 @@ class CloudRunPlatform(Platform):
         assert fresh is not None
         return fresh
 
+    # -- access (the service's IAM policy) --
+    def _policy(self, service: str) -> Any:
+        exceptions = import_google("google.api_core.exceptions")
+        try:
+            with _map_errors(f"get the IAM policy of {service}"):
+                return self._services.get_iam_policy(
+                    request={"resource": self._name(service)}, timeout=_CALL_TIMEOUT
+                )
+        except PlatformError as exc:
+            if isinstance(exc.__cause__, exceptions.NotFound):
+                raise PlatformError(f"service {service} not found in {self.description}") from exc
+            raise
+
+    def get_invokers(self, service: str) -> frozenset[str]:
+        policy = self._policy(service)
+        return frozenset(
+            member
+            for binding in policy.bindings
+            if binding.role == INVOKER_ROLE and not binding.HasField("condition")
+            for member in binding.members
+        )
+
+    def set_public(self, service: str, public: bool) -> None:
+        exceptions = import_google("google.api_core.exceptions")
+        for attempt in range(_IAM_ATTEMPTS):
+            policy = self._policy(service)  # its etag makes the write fail if it changed since
+            if not _with_all_users(policy, public):
+                return
+            try:
+                with _map_errors(f"set the IAM policy of {service}"):
+                    self._services.set_iam_policy(
+                        request={"resource": self._name(service), "policy": policy},
+                        timeout=_CALL_TIMEOUT,
+                    )
+                return
+            except PlatformError as exc:
+                conflict = isinstance(exc.__cause__, exceptions.Aborted)
+                if not conflict or attempt == _IAM_ATTEMPTS - 1:
+                    raise
+
     def close(self) -> None:
         for client in (self._services, self._revisions):
             client.transport.close()
+
+
+def _with_all_users(policy: Any, public: bool) -> bool:
+    """Add ``allUsers`` to (or take it from) the unconditional invoker binding of ``policy``,
+    in place; False when there was nothing to change."""
+    bindings = [
+        b for b in policy.bindings if b.role == INVOKER_ROLE and not b.HasField("condition")
+    ]
+    has = any(ALL_USERS in b.members for b in bindings)
+    if has == public:
+        return False
+    if public:
+        if bindings:
+            bindings[0].members.append(ALL_USERS)
+        else:
+            policy.bindings.add(role=INVOKER_ROLE, members=[ALL_USERS])
+        return True
+    for binding in bindings:
+        kept = [m for m in binding.members if m != ALL_USERS]
+        del binding.members[:]
+        binding.members.extend(kept)
+    # an invoker binding left with no member is dropped, as gcloud leaves the policy
+    emptied = [i for i, b in enumerate(policy.bindings) if not b.members]
+    for index in reversed(emptied):
+        del policy.bindings[index]
+    return True

@@ -7,6 +7,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from rollsafe.platforms.base import (
+    ALL_USERS,
+    DEFAULT_STARTUP_PROBE,
     Platform,
     PlatformError,
     RevisionFailedError,
@@ -23,7 +25,10 @@ class InMemoryPlatform(Platform):
     """Keeps services and revisions in dicts; nothing runs and nothing listens.
 
     ``fail_revisions`` maps a revision name to the failure message its start should give,
-    to play a revision that never becomes ready.
+    to play a revision that never becomes ready (``not_ready_message`` words it as Cloud Run
+    does). Startup probes are checked against Cloud Run's limits and reported back, with
+    Cloud Run's default TCP probe when the spec sets none. Services are created private, as Cloud
+    Run creates them: no member has the invoker role until ``set_public``.
     """
 
     description = "memory"
@@ -32,6 +37,7 @@ class InMemoryPlatform(Platform):
         self._lock = threading.Lock()
         self._services: dict[str, ServiceInfo] = {}
         self._revisions: dict[str, list[RevisionInfo]] = {}
+        self._invokers: dict[str, frozenset[str]] = {}
         self.fail_revisions: dict[str, str] = {}
 
     def get_service(self, service: str) -> ServiceInfo | None:
@@ -47,6 +53,14 @@ class InMemoryPlatform(Platform):
             revisions = self._revisions.setdefault(spec.service, [])
             if any(r.name == spec.revision for r in revisions):
                 raise PlatformError(f"revision {spec.revision} already exists")
+            probe = spec.startup_probe
+            if probe is not None and probe.problems():
+                raise PlatformError(
+                    f"create revision {spec.revision}: startup probe: "
+                    + "; ".join(probe.problems())
+                )
+            if probe is None:
+                probe = replace(DEFAULT_STARTUP_PROBE, port=spec.container_port)
             failure = self.fail_revisions.get(spec.revision)
             info = RevisionInfo(
                 name=spec.revision,
@@ -59,6 +73,7 @@ class InMemoryPlatform(Platform):
                 env=dict(spec.env),
                 secrets=dict(spec.secrets),
                 annotations=dict(spec.annotations),
+                startup_probe=probe,
             )
             revisions.append(info)
             current = self._services.get(spec.service)
@@ -107,5 +122,30 @@ class InMemoryPlatform(Platform):
             return updated
 
     @staticmethod
+    def not_ready_message(revision: str, port: int = 8080) -> str:
+        """Cloud Run's fixed message for a revision that exited or failed its probe."""
+        return (
+            f"Revision '{revision}' is not ready and cannot serve traffic. The user-provided "
+            "container failed to start and listen on the port defined provided by the "
+            f"PORT={port} environment variable within the allocated timeout. This can happen "
+            "when the container port is misconfigured or if the timeout is too short. The "
+            "health check timeout can be extended. Logs for this revision might contain more "
+            "information."
+        )
+
+    @staticmethod
     def _url(service: str, tag: str | None) -> str:
         return f"memory://{tag + '---' if tag else ''}{service}"
+
+    def get_invokers(self, service: str) -> frozenset[str]:
+        with self._lock:
+            if service not in self._services:
+                raise PlatformError(f"service {service} not found")
+            return self._invokers.get(service, frozenset())
+
+    def set_public(self, service: str, public: bool) -> None:
+        with self._lock:
+            if service not in self._services:
+                raise PlatformError(f"service {service} not found")
+            members = self._invokers.get(service, frozenset())
+            self._invokers[service] = members | {ALL_USERS} if public else members - {ALL_USERS}

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from rollsafe.stores._spec import open_store
 from rollsafe.stores.base import (
+    InvalidSecretError,
     SecretNotFoundError,
     SecretStore,
     SecretValue,
@@ -15,6 +16,7 @@ from rollsafe.stores.base import (
     VersionNotFoundError,
     VersionState,
     VersionUnavailableError,
+    WritableSecretStore,
     latest_version,
 )
 from rollsafe.stores.dotenv import DotenvSecretStore
@@ -23,6 +25,7 @@ from rollsafe.stores.memory import InMemorySecretStore
 __all__ = [
     "DotenvSecretStore",
     "InMemorySecretStore",
+    "InvalidSecretError",
     "SecretManagerStore",
     "SecretNotFoundError",
     "SecretStore",
@@ -31,6 +34,7 @@ __all__ = [
     "VersionNotFoundError",
     "VersionState",
     "VersionUnavailableError",
+    "WritableSecretStore",
     "latest_version",
     "open_store",
 ]

@@ -1,9 +1,11 @@
-"""The secret store interface: list secrets, list versions, access one version."""
+"""The secret store interfaces: ``SecretStore`` reads (list secrets, list versions, access
+one version); ``WritableSecretStore`` also writes (create, add a version, change a state)."""
 
 from __future__ import annotations
 
 import enum
 import hashlib
+import re
 from abc import abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,6 +14,8 @@ from rollsafe._adapter import Adapter
 from rollsafe.errors import StoreError
 
 __all__ = [
+    "SECRET_ID",
+    "InvalidSecretError",
     "SecretNotFoundError",
     "SecretStore",
     "SecretValue",
@@ -19,8 +23,15 @@ __all__ = [
     "VersionNotFoundError",
     "VersionState",
     "VersionUnavailableError",
+    "WritableSecretStore",
     "latest_version",
 ]
+
+#: a Secret Manager secret id: 1-255 letters, digits, '-' and '_' (every store follows it)
+SECRET_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+
+#: Secret Manager's payload limit (64 KiB), which the twin enforces too
+MAX_PAYLOAD = 65536
 
 
 class VersionState(enum.StrEnum):
@@ -96,6 +107,10 @@ class VersionNotFoundError(StoreError):
     """The secret exists but not that version."""
 
 
+class InvalidSecretError(StoreError):
+    """A write the store refuses: a name Secret Manager does not allow, a payload too large."""
+
+
 class VersionUnavailableError(StoreError):
     """The version exists but is disabled or destroyed."""
 
@@ -134,3 +149,24 @@ class SecretStore(Adapter):
     @abstractmethod
     def access(self, secret: str, version: str = "latest") -> SecretValue:
         """The payload of one version (``latest`` or a number)."""
+
+
+class WritableSecretStore(SecretStore):
+    """A secret store that ``rollsafe secret`` can write: Secret Manager and its twin.
+
+    Both refuse alike: an invalid name or a payload over 64 KiB is ``InvalidSecretError``;
+    changing a destroyed version is ``VersionUnavailableError`` (state DESTROYED); a missing
+    secret or version is ``SecretNotFoundError`` / ``VersionNotFoundError``.
+    """
+
+    @abstractmethod
+    def create_secret(self, name: str, *, labels: dict[str, str] | None = None) -> bool:
+        """Create an empty secret (automatic replication); False if it already existed."""
+
+    @abstractmethod
+    def add_version(self, name: str, value: str | bytes) -> int:
+        """Add an enabled version (creating the secret if needed); returns its number."""
+
+    @abstractmethod
+    def set_state(self, name: str, version: int, state: VersionState) -> None:
+        """Enable, disable or destroy a version. Destroying is final and wipes the payload."""

@@ -24,13 +24,14 @@ from typing import Any
 from rollsafe._gcp import client_kwargs, import_google
 from rollsafe.errors import RollsafeError, StoreError, StoreUnavailableError
 from rollsafe.stores.base import (
+    InvalidSecretError,
     SecretNotFoundError,
-    SecretStore,
     SecretValue,
     SecretVersionInfo,
     VersionNotFoundError,
     VersionState,
     VersionUnavailableError,
+    WritableSecretStore,
 )
 
 __all__ = ["DEFAULT_TIMEOUT", "SecretManagerStore"]
@@ -52,12 +53,11 @@ _CREDENTIALS_HINT = (
 _PAGE_SIZE = 25000
 
 
-class SecretManagerStore(SecretStore):
+class SecretManagerStore(WritableSecretStore):
     """The secrets of one Google Cloud project (or of the emulator, given its endpoint).
 
-    Besides the store interface it can write, for tests, demos and ``rollsafe secret``:
-    ``create_secret``, ``add_version``, ``set_state`` and ``delete_secret``, mirroring
-    ``InMemorySecretStore``.
+    It writes too (``WritableSecretStore``: ``create_secret``, ``add_version``,
+    ``set_state``), for ``rollsafe secret``, tests and demos, plus ``delete_secret``.
     """
 
     def __init__(
@@ -128,15 +128,15 @@ class SecretManagerStore(SecretStore):
             client.transport.close()
 
     # -- writing (not part of the interface) --
-    def create_secret(self, name: str, *, labels: dict[str, str] | None = None) -> None:
-        """Create an empty secret with automatic replication (no-op if it exists)."""
+    def create_secret(self, name: str, *, labels: dict[str, str] | None = None) -> bool:
+        """Create an empty secret with automatic replication; False if it exists."""
         exceptions = import_google("google.api_core.exceptions")
         secret = {"replication": {"automatic": {}}, "labels": dict(labels or {})}
         with self._errors(name):
             try:
                 self._connect().create_secret(
                     parent=f"projects/{self.project}",
-                    secret_id=self._checked(name),
+                    secret_id=self._checked(name, write=True),
                     secret=secret,
                     **self._call,
                 )
@@ -145,6 +145,8 @@ class SecretManagerStore(SecretStore):
                 # a 409 that is not ALREADY_EXISTS (ABORTED) is an error
                 if "already exists" not in str(exc):
                     raise
+                return False
+        return True
 
     def add_version(self, name: str, value: str | bytes) -> int:
         """Add a version (creating the secret if needed) and return its number.
@@ -155,7 +157,7 @@ class SecretManagerStore(SecretStore):
         crc32c = import_google("google_crc32c")
         payload = {"data": data, "data_crc32c": crc32c.value(data)}
         exceptions = import_google("google.api_core.exceptions")
-        parent = self._secret_path(name)
+        parent = f"projects/{self.project}/secrets/{self._checked(name, write=True)}"
         with self._errors(name):
             client = self._connect()
             try:
@@ -211,8 +213,15 @@ class SecretManagerStore(SecretStore):
     def _secret_path(self, secret: str) -> str:
         return f"projects/{self.project}/secrets/{self._checked(secret)}"
 
-    def _checked(self, secret: str) -> str:
+    def _checked(self, secret: str, *, write: bool = False) -> str:
+        """The id if Secret Manager allows it; a read of another is not found, a write of
+        one is refused (as the twin does)."""
         if not _SECRET_ID.match(secret):
+            if write:
+                raise InvalidSecretError(
+                    f"'{secret}' is not a valid secret name",
+                    hint="Secret Manager ids are 1-255 letters, digits, '-' and '_'",
+                )
             raise SecretNotFoundError(
                 f"secret '{secret}' not found in {self.description}",
                 hint="Secret Manager ids are 1-255 letters, digits, '-' and '_'",
@@ -262,6 +271,9 @@ def _translate(
             state=state,
             hint="enable it, or add a new version" if state is VersionState.DISABLED else None,
         )
+    if isinstance(exc, exceptions.BadRequest):
+        # INVALID_ARGUMENT: a payload too large, a bad name; Google's message names no value
+        return InvalidSecretError(f"{where} refused the request: {message}")
     if isinstance(exc, exceptions.PermissionDenied | exceptions.Unauthenticated):
         return StoreUnavailableError(f"{where} refused access ({message})", hint=_ACCESS_HINT)
     unreachable = (

@@ -1,7 +1,8 @@
 """A tiny revision for the emulator tests: answers JSON about itself, logs each request.
 
 ``python echo.py`` listens on ``$PORT``. ``GET /`` answers ``{"revision", "greeting"}``;
-``GET /env/NAME`` answers one env var (test values only); ``GET /crash`` exits with code 7.
+``GET /env/NAME`` answers one env var (test values only); ``GET /crash`` exits with code 7;
+``GET /status/NNN`` answers with status NNN (a health endpoint that fails, for probes).
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/crash":
             print(json.dumps({"severity": "ERROR", "message": "crashing on purpose"}), flush=True)
             os._exit(7)
+        if self.path.startswith("/status/"):
+            self.send_response(int(self.path[len("/status/") :]))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if self.path.startswith("/env/"):
             body = {"value": os.environ.get(self.path[len("/env/") :])}
         else:
