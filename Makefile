@@ -28,11 +28,15 @@ test: lint
 demo: install
 	$(BIN)/rollsafe demo
 
+# every benchmark the README lists
 bench: install
 	$(BIN)/python benchmarks/check_scale.py
 	$(BIN)/python benchmarks/rules_speed.py
+	$(BIN)/python benchmarks/emulator.py
+	$(BIN)/python benchmarks/router.py
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/rollback.py
+	$(BIN)/python benchmarks/drift_scale.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -20,21 +20,31 @@ Routes:
 
 BACKEND_FAIL_HEALTH=1 makes /health answer 503 after a good start (its first answer, the
 startup probe's, is healthy): a revision that starts but is broken, for the deploy's
-verification and rollback to catch. BACKEND_FAIL_HEALTH=start makes every answer 503: the
-startup probe fails and the revision never becomes ready.
+verification and rollback to catch; BACKEND_FAIL_HEALTH=N keeps the first N answers healthy
+(a revision that breaks later, at a canary step). BACKEND_FAIL_HEALTH=start makes every
+answer 503: the startup probe fails and the revision never becomes ready.
+
+BACKEND_ERROR_RATE=0.2 makes that share of the answers of GET / a 500 (every fifth one, so
+the share is exact), while /health stays healthy: a revision broken for its users only,
+for canary analysis to catch in the request logs. BACKEND_FIRST_REQUEST_DELAY=1.5 makes the
+first request after start (Cloud Run's startup probe, User-Agent GoogleHC, aside) wait that
+many seconds, as an app that fills its caches on first use: a cold start.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import math
 import os
 import time
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import jwt
-from fastapi import Cookie, FastAPI, Header, HTTPException, Query
+from fastapi import Cookie, FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi.responses import RedirectResponse
+from starlette.middleware.base import RequestResponseEndpoint
 
 from rollsafe.startup import StartupCheckError, StartupGuard
 
@@ -55,14 +65,46 @@ def revision() -> dict[str, Any]:
     global _health_answers
     _health_answers += 1
     broken = os.environ.get("BACKEND_FAIL_HEALTH", "")
-    if broken == "start" or (broken == "1" and _health_answers > 1):
+    # N (a number): the first N answers are good, every later one fails
+    if broken == "start" or (broken.isdigit() and _health_answers > int(broken)):
         raise StartupCheckError(
-            "BACKEND_FAIL_HEALTH=1: this revision is broken on purpose",
+            f"BACKEND_FAIL_HEALTH={broken}: this revision is broken on purpose",
             key="BACKEND_FAIL_HEALTH",
             rule="health",
             hint="unset BACKEND_FAIL_HEALTH",
         )
     return {"fingerprint": _fingerprint(), "environment": os.environ.get("ENVIRONMENT", "")}
+
+
+_first_request_done = False
+
+
+@app.middleware("http")
+async def cold_start(request: Request, call_next: RequestResponseEndpoint) -> Response:
+    """BACKEND_FIRST_REQUEST_DELAY: the first request after start is slow (a cold start)."""
+    global _first_request_done
+    if not _first_request_done and not request.headers.get("user-agent", "").startswith(
+        "GoogleHC/"
+    ):
+        _first_request_done = True
+        delay = float(os.environ.get("BACKEND_FIRST_REQUEST_DELAY") or 0)
+        if delay > 0:
+            await asyncio.sleep(delay)
+    return await call_next(request)
+
+
+_root_answers = 0
+
+
+@app.get("/")
+async def root() -> dict[str, str]:
+    """The page users get; BACKEND_ERROR_RATE of its answers are 500 (exactly that share)."""
+    global _root_answers
+    _root_answers += 1
+    rate = float(os.environ.get("BACKEND_ERROR_RATE") or 0)
+    if math.floor(_root_answers * rate) > math.floor((_root_answers - 1) * rate):
+        raise HTTPException(500, f"BACKEND_ERROR_RATE={rate:g}: broken on purpose")
+    return {"service": "backend", "environment": os.environ.get("ENVIRONMENT", "")}
 
 
 def _fingerprint() -> str:

@@ -33,6 +33,8 @@ __all__ = [
 
 #: the environment variable that points every Google client at one endpoint
 GCP_ENDPOINT_ENV = "ROLLSAFE_GCP_ENDPOINT"
+#: ``store: secretmanager``: Secret Manager of the environment's own project
+_BARE_SECRET_MANAGER = "secretmanager"
 
 
 def _loopback(host: str) -> bool:
@@ -108,12 +110,14 @@ def store_for(env: ResolvedEnvironment, override: str | None = None) -> SecretSt
     """The secret store of ``env``: ``--store`` if given, else the environment's ``store:``,
     else Secret Manager of the environment's project (the emulator's, on ``local``).
 
+    A bare ``secretmanager`` (either way) is that default too: the environment's
+    ``gcp_project``, through ``ROLLSAFE_GCP_ENDPOINT`` or the emulator where that applies.
     A ``--store`` path is relative to the working directory; a ``store:`` path in the
     manifest is relative to the manifest's folder.
     """
-    if override:
+    if override and override != _BARE_SECRET_MANAGER:
         return open_store(override, base_dir=Path.cwd())
-    if env.store:
+    if env.store and env.store != _BARE_SECRET_MANAGER and not override:
         return open_store(env.store, base_dir=env.manifest_path.parent)
     from rollsafe.stores.secretmanager import SecretManagerStore
 

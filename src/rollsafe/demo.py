@@ -11,13 +11,14 @@ Run: the prober and the deploys carry ID tokens that the emulator mints.
 from __future__ import annotations
 
 import secrets
-import shutil
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import httpx
@@ -28,11 +29,13 @@ from rollsafe.manifest import ResolvedEnvironment, load_manifest
 from rollsafe.platforms.idtoken import IdTokenAuth, IdTokens
 from rollsafe.state.journal import DeployJournal, DeployRecord
 
-__all__ = ["DemoOutcome", "Prober", "run_demo"]
+__all__ = ["DemoOutcome", "Prober", "demo_files", "run_demo"]
 
 ENV = "staging"
 SERVICE = "backend"
+#: the examples of a source checkout; an installed wheel has them as ``rollsafe/_demo_data``
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+DEMO_DATA = "_demo_data"
 # the incident's values: a readable SERVICE_SECRET and a JWT key too short for HS256
 WEAK = {
     "service-secret-staging": "netra-staging-service-secret",
@@ -107,12 +110,36 @@ def _workspace(keep: Path | None) -> Iterator[Path]:
         yield Path(tmp)
 
 
+def demo_files() -> Traversable:
+    """Where the demo's manifest and backend are: the package data of an installed wheel
+    (``rollsafe/_demo_data``, through importlib.resources), else ``examples/`` of a checkout."""
+    packaged = resources.files("rollsafe") / DEMO_DATA
+    if packaged.is_dir():
+        return packaged
+    if not EXAMPLES.is_dir():
+        raise RollsafeError(
+            "the demo's example files are missing from this installation",
+            hint="reinstall rollsafe from a wheel or a source checkout",
+        )
+    return EXAMPLES
+
+
+def _copy_tree(source: Traversable, target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    for item in source.iterdir():
+        if item.name == "__pycache__":
+            continue
+        if item.is_dir():
+            _copy_tree(item, target / item.name)
+        else:
+            (target / item.name).write_bytes(item.read_bytes())
+
+
 def _copy_examples(root: Path) -> tuple[Path, Path]:
     """The example manifest and backend, plus an incident variant with the bad redirect."""
-    shutil.copy2(EXAMPLES / "rollsafe.yaml", root / "rollsafe.yaml")
-    shutil.copytree(
-        EXAMPLES / "backend", root / "backend", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    files = demo_files()
+    (root / "rollsafe.yaml").write_bytes((files / "rollsafe.yaml").read_bytes())
+    _copy_tree(files / "backend", root / "backend")
     good = root / "rollsafe.yaml"
     text = good.read_text()
     if BAD_REDIRECT[0] not in text:

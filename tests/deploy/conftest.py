@@ -53,6 +53,9 @@ _STAGING = "staging: {platform: local, strict: true}"
 # the example's health check, probed every 0.1 s instead of 0.5 s to keep the suite quick
 _HEALTH = "health: {path: /health, expect_status: 200, timeout: 2s}"
 _FAST_HEALTH = "health: {path: /health, expect_status: 200, timeout: 2s, interval: 0.1s}"
+# and canary steps judged over 1 s of request logs instead of 3 s
+_ANALYSIS = "analysis: {step_seconds: 3s, max_error_rate: 0.01}"
+FAST_ANALYSIS = "analysis: {step_seconds: 1s}"
 
 
 def fingerprint(value: str) -> str:
@@ -63,11 +66,11 @@ def fingerprint(value: str) -> str:
 def write_manifests(root: Path, project: str, *, fast: bool = True) -> tuple[Path, Path]:
     """Copy the example into ``root``: ``rollsafe.yaml`` and the incident's ``incident.yaml``."""
     text = (EXAMPLES / "rollsafe.yaml").read_text(encoding="utf-8")
-    for old in (_STAGING, _HEALTH, BAD_REDIRECT[0]):
+    for old in (_STAGING, _HEALTH, _ANALYSIS, BAD_REDIRECT[0]):
         assert old in text, f"examples/rollsafe.yaml no longer has {old!r}"
     text = text.replace(_STAGING, _STAGING[:-1] + f", gcp_project: {project}}}")
     if fast:
-        text = text.replace(_HEALTH, _FAST_HEALTH)
+        text = text.replace(_HEALTH, _FAST_HEALTH).replace(_ANALYSIS, FAST_ANALYSIS)
     shutil.copytree(
         EXAMPLES / "backend", root / "backend", ignore=shutil.ignore_patterns("__pycache__")
     )

@@ -136,3 +136,22 @@ def test_concurrent_deploy_is_refused_and_names_the_holder(site: Site) -> None:
         assert (refused.outcome, refused.exit_code) == ("refused", 1)
         assert site.journal.get(holder.id).in_progress  # type: ignore[union-attr]
         assert site.split() == {base: 100}
+
+
+def test_a_killed_deploy_journaled_by_an_older_rollsafe_is_reconciled(site: Site) -> None:
+    """A journal written before compensations: the record of a killed canary has the
+    previous split and the stage, no compensation."""
+    base = site.baseline()
+    options = {"watch": 0, "canary": [10, 50, 100]}
+    with paused_child(site, mode="deploy", pause="shift", nth=2, options=options) as child:
+        during = _record_of(site, child.pid)
+        assert during.compensation is not None
+        site.journal.update(during, compensation=None)
+        sigkill(child)
+    (status,) = service_status(site.env, [SERVICE], platform=site.platform, journal=site.journal)
+    assert len(status.reconciled) == 1
+    assert site.split() == {base: 100}
+    assert CANDIDATE_TAG not in site.tags()
+    closed = site.journal.get(during.id)
+    assert closed is not None
+    assert closed.outcome == "interrupted"

@@ -85,3 +85,29 @@ def test_rollback_refuses_a_missing_or_failed_revision_before_any_change(site: S
     assert "failed to start and listen on the port" in broken.value.message
     assert site.split() == {base: 100}
     assert len(site.journal.history(ENV)) == count
+
+
+def test_rollback_to_an_unhealthy_target_puts_back_the_split_it_found(site: Site) -> None:
+    base = site.baseline()
+    # a revision that starts (Ready) but whose /health answers 503: its deploy rolled back
+    broken = site.deploy(extra_env={"BACKEND_FAIL_HEALTH": "1"})
+    assert broken.exit_code == 3, broken.message
+    assert broken.plan is not None
+    unhealthy = broken.plan.spec.revision
+    tags = {"stable": base, "blue": base}
+    site.platform.set_traffic(SERVICE, {base: 100}, tags)
+    result = manual_rollback(
+        site.env, SERVICE, to=unhealthy, platform=site.platform, journal=site.journal
+    )
+    assert result.exit_code == 3, result.message
+    assert result.outcome == "rolled-back"
+    assert f"{unhealthy} is unhealthy" in result.message
+    assert "HTTP 503" in result.message
+    assert "rollsafe rollback" in (result.hint or "")
+    # what served when the rollback began serves again, with its tags
+    assert site.split() == {base: 100}
+    assert site.tags() == tags
+    assert site.get("/health").status_code == 200
+    record = site.journal.history(ENV, SERVICE)[0]
+    assert (record.outcome, record.exit_code) == ("rolled-back", 3)
+    assert record.compensation == {"kind": "restore", "split": {base: 100}, "tags": tags}

@@ -6,7 +6,10 @@ import json
 import socket
 
 import pytest
+from google.api_core.exceptions import NotFound
+from google.cloud import run_v2
 
+from rollsafe._gcp import client_kwargs
 from rollsafe.demo import Prober
 from rollsafe.deploy import CANDIDATE_TAG, DeployOptions, run_deploy
 from rollsafe.deploy.plan import ANNOTATION_CHECKS, ANNOTATION_DEPLOY_ID, ANNOTATION_REASON
@@ -193,14 +196,37 @@ def test_skip_checks_without_force_is_refused_in_strict(site: Site) -> None:
     assert info_rev.annotations[ANNOTATION_CHECKS] == "forced"
 
 
-def test_unhealthy_serving_revision_needs_force_and_a_broken_first_deploy_exits_4(
+def test_a_failing_first_deploy_deletes_the_service_it_created(site: Site) -> None:
+    site.seed()
+    broken = site.deploy(extra_env={"BACKEND_FAIL_HEALTH": "1"})
+    assert broken.exit_code == 3, broken.message
+    assert broken.outcome == "rolled-back"
+    assert broken.rollback is not None
+    assert broken.rollback.deleted
+    assert "deleted" in broken.message
+    # the state before the deploy: as Google's own client sees it, there is no service
+    client = run_v2.ServicesClient(**client_kwargs(site.endpoint))
+    try:
+        name = f"projects/{site.env.gcp_project}/locations/{site.env.region}/services/{SERVICE}"
+        with pytest.raises(NotFound):
+            client.get_service(name=name)
+    finally:
+        client.transport.close()
+    (record,) = site.journal.history(ENV, SERVICE)
+    assert (record.outcome, record.exit_code) == ("rolled-back", 3)
+    assert record.compensation == {"kind": "delete", "split": {}, "tags": {}}
+    # and the next deploy is a first deploy again
+    assert site.deploy().exit_code == 0
+
+
+def test_unhealthy_serving_revision_needs_force_and_a_kept_failed_first_deploy_exits_4(
     site: Site,
 ) -> None:
     site.seed()
-    # a first revision that is broken: there is nothing to roll back to, a human must act
-    broken = site.deploy(extra_env={"BACKEND_FAIL_HEALTH": "1"})
+    # a first revision that is broken, kept for debugging: a human must act
+    broken = site.deploy(extra_env={"BACKEND_FAIL_HEALTH": "1"}, keep_failed=True)
     assert broken.exit_code == 4, broken.message
-    assert broken.outcome == "rollback-failed"
+    assert broken.outcome == "kept-failed"
     assert "a human must act" in (broken.hint or "")
     assert site.get("/health").status_code == 503
     # the next deploy sees the unhealthy service and refuses unless forced

@@ -20,41 +20,23 @@ from typing import Any
 import httpx
 import pytest
 from google.api_core import exceptions
-from google.api_core.future import polling
 from google.cloud import run_v2
 
 from rollsafe._gcp import client_kwargs
 from rollsafe.emulator.server import emulator_status, start_emulator, stop_emulator
-from tests.emulator.conftest import IdTokenAuth, make_public
-
-APPS = Path(__file__).parent / "apps"
-LOCATION = "us-central1"
-#: poll operations every 50-250 ms instead of the client's 1-20 s
-FAST = polling.DEFAULT_POLLING.with_delay(initial=0.05, maximum=0.25, multiplier=1.5).with_timeout(
-    60
+from tests.emulator.conftest import (
+    APPS,
+    FAST,
+    LOCATION,
+    IdTokenAuth,
+    make_public,
+    open_logging_client,
 )
+
 SUCCEEDED = run_v2.Condition.State.CONDITION_SUCCEEDED
 FAILED = run_v2.Condition.State.CONDITION_FAILED
 LATEST = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
 REVISION = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION
-
-
-@pytest.fixture
-def services(emulator: str) -> Iterator[run_v2.ServicesClient]:
-    client = run_v2.ServicesClient(**client_kwargs(emulator))
-    try:
-        yield client
-    finally:
-        client.transport.close()
-
-
-@pytest.fixture
-def revisions(emulator: str) -> Iterator[run_v2.RevisionsClient]:
-    client = run_v2.RevisionsClient(**client_kwargs(emulator))
-    try:
-        yield client
-    finally:
-        client.transport.close()
 
 
 @pytest.fixture
@@ -609,36 +591,15 @@ def test_fastapi_app_with_env_from_a_value_and_a_secret(
 
 def log_texts(emulator: str, project: str, log_filter: str, until: str) -> list[str]:
     """Payloads of the entries matching ``log_filter``, polled until one contains ``until``."""
-    cloud_logging = pytest.importorskip("google.cloud.logging")
-    from google.auth.credentials import AnonymousCredentials
-
-    class LocalLoggingClient(cloud_logging.Client):  # type: ignore[misc]
-        # each logger would otherwise ask the GCE metadata server where it runs: traffic
-        # beyond loopback, and seconds of timeout off Google Cloud
-        def logger(self, name: str, *, labels: object = None, resource: object = None) -> object:
-            resource = resource or cloud_logging.Resource(type="global", labels={})
-            return super().logger(name, labels=labels, resource=resource)
-
-    # google-cloud-logging speaks REST through its own HTTP client (its GAPIC is gRPC only)
-    client = LocalLoggingClient(
-        project=project,
-        credentials=AnonymousCredentials(),
-        _use_grpc=False,
-        client_options={"api_endpoint": emulator},
-    )
     texts: list[str] = []
     deadline = time.monotonic() + 5
-    try:
+    with open_logging_client(emulator, project, global_resource=True) as client:
         while not any(until in t for t in texts) and time.monotonic() < deadline:
             entries = client.list_entries(
                 resource_names=[f"projects/{project}"], filter_=log_filter
             )
             texts = [str(entry.payload) for entry in entries]
             time.sleep(0.05)
-    except exceptions.NotFound:
-        pytest.skip("the emulator's Logging API has not landed")
-    finally:
-        client.close()
     return texts
 
 

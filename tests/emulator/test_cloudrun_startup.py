@@ -11,23 +11,15 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from google.api_core import exceptions
-from google.api_core.future import polling
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import logging as cloud_logging
 from google.cloud import run_v2
 
-from rollsafe._gcp import client_kwargs
+from tests.emulator.conftest import APPS, FAST, LOCATION, open_logging_client
 
-APPS = Path(__file__).parent / "apps"
-LOCATION = "us-central1"
-FAST = polling.DEFAULT_POLLING.with_delay(initial=0.05, maximum=0.25, multiplier=1.5).with_timeout(
-    60
-)
 FAILED = run_v2.Condition.State.CONDITION_FAILED
 SYSTEM = "run.googleapis.com%2Fvarlog%2Fsystem"
 #: Cloud Run's wording, after "Revision 'X' is not ready and cannot serve traffic. "
@@ -46,44 +38,9 @@ CONDITION = (
 
 
 @pytest.fixture
-def services(emulator: str) -> Iterator[run_v2.ServicesClient]:
-    client = run_v2.ServicesClient(**client_kwargs(emulator))
-    try:
-        yield client
-    finally:
-        client.transport.close()
-
-
-@pytest.fixture
-def revisions(emulator: str) -> Iterator[run_v2.RevisionsClient]:
-    client = run_v2.RevisionsClient(**client_kwargs(emulator))
-    try:
-        yield client
-    finally:
-        client.transport.close()
-
-
-class LocalLoggingClient(cloud_logging.Client):  # type: ignore[misc]
-    # each logger (list_entries makes one per log) would otherwise ask the GCE metadata
-    # server where it runs: traffic beyond loopback, and seconds of timeout off Google Cloud
-    def logger(self, name: str, *, labels: object = None, resource: object = None) -> object:
-        resource = resource or cloud_logging.Resource(type="global", labels={})
-        return super().logger(name, labels=labels, resource=resource)
-
-
-@pytest.fixture
 def logging_client(emulator: str, project: str) -> Iterator[cloud_logging.Client]:
-    # google-cloud-logging speaks REST through its own HTTP client (its GAPIC is gRPC only)
-    client = LocalLoggingClient(
-        project=project,
-        credentials=AnonymousCredentials(),
-        _use_grpc=False,
-        client_options={"api_endpoint": emulator},
-    )
-    try:
+    with open_logging_client(emulator, project, global_resource=True) as client:
         yield client
-    finally:
-        client.close()
 
 
 def container(

@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +22,16 @@ import pytest
 from google.api_core import exceptions
 from google.cloud import run_v2
 
-from rollsafe._gcp import client_kwargs
 from rollsafe.emulator.tokens import DEFAULT_SERVICE_ACCOUNT, TokenIssuer
-from tests.emulator.conftest import IDENTITY_PATH, IdTokenAuth, fetch_id_token, make_public
-from tests.emulator.test_cloudrun import FAST, LOCATION, echo
+from tests.emulator.conftest import (
+    FAST,
+    IDENTITY_PATH,
+    LOCATION,
+    IdTokenAuth,
+    fetch_id_token,
+    make_public,
+)
+from tests.emulator.test_cloudrun import echo
 
 FLAVOR = {"Metadata-Flavor": "Google"}
 FORBIDDEN = (
@@ -35,15 +40,6 @@ FORBIDDEN = (
     "<h1>Error: Forbidden</h1>\n<h2>Your client does not have permission to get URL "
     "<code>/</code> from this server.</h2>\n<h2></h2>\n</body></html>\n"
 )
-
-
-@pytest.fixture
-def services(emulator: str) -> Iterator[run_v2.ServicesClient]:
-    client = run_v2.ServicesClient(**client_kwargs(emulator))
-    try:
-        yield client
-    finally:
-        client.transport.close()
 
 
 def create(

@@ -31,15 +31,6 @@ REGIONAL = f"{LOCATION}-127.0.0.1"
 
 
 @pytest.fixture
-def services(emulator: str) -> Iterator[run_v2.ServicesClient]:
-    client = run_v2.ServicesClient(**client_kwargs(emulator))
-    try:
-        yield client
-    finally:
-        client.transport.close()
-
-
-@pytest.fixture
 def v1(emulator: str) -> Iterator[httpx.Client]:
     """An HTTP client whose requests say ``Host: us-central1-127.0.0.1:PORT``."""
     port = urlsplit(emulator).port

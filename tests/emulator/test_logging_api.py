@@ -7,9 +7,6 @@ parsed with the GAPIC ``ListLogEntriesResponse`` type.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +18,6 @@ import httpx
 import pytest
 import uvicorn
 from google.api_core import exceptions
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import logging as cloud_logging
 from google.cloud.logging_v2 import types as logging_types
 from starlette.applications import Starlette
@@ -32,6 +28,7 @@ from rollsafe.emulator import logging_api
 from rollsafe.emulator._google import GoogleError, error_response
 from rollsafe.emulator.logs import LogSink
 from rollsafe.emulator.state import EmulatorState
+from tests.emulator.conftest import configured_gcloud, open_logging_client
 
 # recent: google-cloud-logging adds `timestamp>="a day ago"` to a filter without a timestamp
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
@@ -61,22 +58,10 @@ def _no_metadata_probe(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(logger, "detect_resource", lambda project="": None)
 
 
-def _client(endpoint: str, project: str) -> cloud_logging.Client:
-    return cloud_logging.Client(
-        project=project,
-        credentials=AnonymousCredentials(),
-        _use_grpc=False,
-        client_options={"api_endpoint": endpoint},
-    )
-
-
 @pytest.fixture
 def client(emulator: str, project: str) -> Iterator[cloud_logging.Client]:
-    opened = _client(emulator, project)
-    try:
+    with open_logging_client(emulator, project) as opened:
         yield opened
-    finally:
-        opened.close()
 
 
 def _entry(
@@ -487,8 +472,7 @@ def test_lines_written_by_revisions(local: tuple[str, LogSink]) -> None:
     logs.write_line(**where, stream="stderr", line="Container called exit(3).")
     logs.write_line(**{**where, "project": "q"}, stream="stdout", line="another project")
 
-    client = _client(endpoint, "p")
-    try:
+    with open_logging_client(endpoint, "p") as client:
         entries = list(client.list_entries(filter_='resource.labels.revision_name="backend-00007"'))
         assert [e.payload for e in entries] == [
             "Uvicorn running on http://127.0.0.1:8080",
@@ -513,8 +497,6 @@ def test_lines_written_by_revisions(local: tuple[str, LogSink]) -> None:
         assert [e.payload for e in client.list_entries(filter_='"exit(3)"')] == [
             "Container called exit(3)."
         ]
-    finally:
-        client.close()
 
 
 # -- gcloud --
@@ -523,9 +505,7 @@ def test_lines_written_by_revisions(local: tuple[str, LogSink]) -> None:
 def test_gcloud_logging_read(
     emulator: str, client: cloud_logging.Client, project: str, tmp_path: Path
 ) -> None:
-    executable = shutil.which("gcloud")
-    if executable is None:
-        pytest.skip("gcloud is not installed")
+    run = configured_gcloud(emulator, project, tmp_path / "gcloud", "logging")
     # recent entries: `gcloud logging read` only asks for the last day by default
     client.logging_api.write_entries(
         [
@@ -533,28 +513,12 @@ def test_gcloud_logging_read(
             _entry(project, -1, service="web", severity="ERROR", payload="other service"),
         ]
     )
-    env = {
-        **os.environ,
-        "CLOUDSDK_CONFIG": str(tmp_path / "gcloud"),
-        "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
-    }
-
-    def run(*args: str) -> str:
-        done = subprocess.run(
-            [executable, *args], env=env, capture_output=True, text=True, timeout=120, check=False
-        )
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
-    run("config", "set", "api_endpoint_overrides/logging", f"{emulator}/")
-    run("config", "set", "auth/disable_credentials", "true")
-    run("config", "set", "core/project", project)
     out = run(
         "logging",
         "read",
         'resource.type="cloud_run_revision" AND resource.labels.service_name="api" AND severity>=ERROR',
         "--format=value(textPayload)",
-    )
+    ).stdout
     assert out.split("\n")[0] == "from gcloud"
     assert "other service" not in out
 

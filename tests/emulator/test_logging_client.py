@@ -18,74 +18,31 @@ from typing import Any
 import httpx
 import pytest
 from google.api_core import exceptions
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import logging as cloud_logging
 from google.cloud.logging_v2 import types as logging_types
 from google.cloud.logging_v2.handlers import CloudLoggingHandler
 from google.cloud.logging_v2.handlers.transports import SyncTransport
 
+from tests.emulator.conftest import open_logging_client, written_entries
+
 GLOBAL = cloud_logging.Resource(type="global", labels={})
-_DIAGNOSTIC = "logging.googleapis.com/diagnostic"
-# the loggers google-cloud-logging's setup_logging() stops from propagating
-_QUIETED = ("google.cloud", "google.auth", "google_auth_httplib2", "google.api_core.bidi")
-
-
-@pytest.fixture(autouse=True)
-def _metadata_through_the_emulator(emulator: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HTTP_PROXY", emulator)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+pytestmark = pytest.mark.usefixtures("metadata_through_the_emulator")
 
 
 @pytest.fixture
 def client(emulator: str, project: str) -> Iterator[cloud_logging.Client]:
-    opened = cloud_logging.Client(
-        project=project,
-        credentials=AnonymousCredentials(),
-        _use_grpc=False,
-        client_options={"api_endpoint": emulator},
-    )
-    try:
+    with open_logging_client(emulator, project) as opened:
         yield opened
-    finally:
-        opened.close()
-
-
-@pytest.fixture
-def root_logger() -> Iterator[logging.Logger]:
-    """The root logger, restored afterwards (handlers, level, propagation of the quieted)."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    propagate = {name: logging.getLogger(name).propagate for name in (*_QUIETED, "werkzeug")}
-    try:
-        yield root
-    finally:
-        for handler in root.handlers:
-            if handler not in handlers:
-                root.removeHandler(handler)
-                handler.close()
-        root.setLevel(level)
-        for name, value in propagate.items():
-            logging.getLogger(name).propagate = value
-
-
-def _entries(client: cloud_logging.Client, filter_: str) -> list[Any]:
-    """Entries the test wrote: the first write of a process also sends the client's
-    ``logging.googleapis.com/diagnostic`` entry (Google keeps it too), left out here."""
-    return [
-        entry
-        for entry in client.list_entries(filter_=filter_)
-        if not (isinstance(entry.payload, dict) and _DIAGNOSTIC in entry.payload)
-    ]
 
 
 def _payloads(client: cloud_logging.Client, filter_: str) -> list[Any]:
-    return [entry.payload for entry in _entries(client, filter_)]
+    return [entry.payload for entry in written_entries(client, filter_)]
 
 
 def test_log_text_then_list_entries_finds_it(client: cloud_logging.Client, project: str) -> None:
     logger = client.logger("app", resource=GLOBAL)
     logger.log_text("x")
-    (entry,) = _entries(client, f'logName="projects/{project}/logs/app"')
+    (entry,) = written_entries(client, f'logName="projects/{project}/logs/app"')
     assert entry.payload == "x"
     assert entry.log_name == f"projects/{project}/logs/app"
     assert entry.resource.type == "global"
@@ -110,7 +67,7 @@ def test_log_struct_with_labels_http_request_and_trace(
         trace=f"projects/{project}/traces/abc",
         insert_id="fixed-id",
     )
-    (entry,) = _entries(client, 'jsonPayload.message="paid"')
+    (entry,) = written_entries(client, 'jsonPayload.message="paid"')
     assert entry.payload == {"message": "paid", "amount": 12.5, "ok": True}
     assert entry.severity == "WARNING"
     assert entry.labels == {"order": "42"}  # the client sends these instead of the logger's
@@ -131,9 +88,9 @@ def test_log_struct_with_labels_http_request_and_trace(
         'LOG_ID("my/app")',
         'trace:"traces/abc"',
     ):
-        assert len(_entries(client, filter_)) == 1, filter_
+        assert len(written_entries(client, filter_)) == 1, filter_
     for filter_ in ("labels.order=43", "httpRequest.status<500", 'httpRequest.latency>"2s"'):
-        assert _entries(client, filter_) == [], filter_
+        assert written_entries(client, filter_) == [], filter_
 
 
 @pytest.mark.parametrize(
@@ -155,7 +112,7 @@ def test_cloud_logging_handler_delivers_stdlib_records(
     logging.getLogger("shop.orders").warning("order %s failed", 7)
     logging.getLogger("shop.orders").debug("not at INFO")
     handler.flush()
-    (entry,) = _entries(client, f'logName="projects/{project}/logs/handled"')
+    (entry,) = written_entries(client, f'logName="projects/{project}/logs/handled"')
     assert entry.payload == "order 7 failed"
     assert entry.severity == "WARNING"
     assert entry.labels["python_logger"] == "shop.orders"
@@ -170,7 +127,7 @@ def test_setup_logging_writes_arrive(
     logging.info("hello from the standard library")
     logging.getLogger("quiet").debug("below the level")
     client.flush_handlers()
-    entries = _entries(client, f'logName="projects/{project}/logs/python"')
+    entries = written_entries(client, f'logName="projects/{project}/logs/python"')
     assert [e.payload for e in entries] == ["hello from the standard library"]
     assert entries[0].resource.type == "global"  # what detection finds off Google Cloud
 
@@ -210,6 +167,6 @@ def test_logs_list_and_delete(client: cloud_logging.Client, emulator: str, proje
     reply = httpx.delete(f"{emulator}/v2/projects/{project}/logs/{encoded}")
     assert reply.status_code == 200, reply.text
     assert list(_list_logs(emulator, project).log_names) == [f"projects/{project}/logs/alpha"]
-    assert [e.payload for e in _entries(client, 'textPayload:"in "')] == ["in alpha"]
+    assert [e.payload for e in written_entries(client, 'textPayload:"in "')] == ["in alpha"]
     with pytest.raises(exceptions.NotFound):
         client.logger("beta", resource=GLOBAL).delete()

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from google.api_core import exceptions
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import logging as cloud_logging
 from google.cloud.logging_v2 import types as logging_types
+
+from tests.emulator.conftest import configured_gcloud, open_logging_client
 
 _AUDIT = (
     "cloudaudit.googleapis.com/activity",
@@ -27,16 +25,8 @@ _AUDIT = (
 
 @pytest.fixture
 def client(emulator: str, project: str) -> Iterator[cloud_logging.Client]:
-    opened = cloud_logging.Client(
-        project=project,
-        credentials=AnonymousCredentials(),
-        _use_grpc=False,
-        client_options={"api_endpoint": emulator},
-    )
-    try:
+    with open_logging_client(emulator, project) as opened:
         yield opened
-    finally:
-        opened.close()
 
 
 def test_every_project_has_default_and_required_sinks(
@@ -192,25 +182,7 @@ def test_metric_shape_and_refusals(emulator: str, project: str) -> None:
 
 
 def test_gcloud_logging_commands(emulator: str, project: str, tmp_path: Path) -> None:
-    executable = shutil.which("gcloud")
-    if executable is None:
-        pytest.skip("gcloud is not installed")
-    env = {
-        **os.environ,
-        "CLOUDSDK_CONFIG": str(tmp_path / "gcloud"),
-        "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
-    }
-
-    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [executable, *args], env=env, capture_output=True, text=True, timeout=120, check=False
-        )
-        assert (done.returncode == 0) == ok, done.stderr
-        return done
-
-    run("config", "set", "api_endpoint_overrides/logging", f"{emulator}/")
-    run("config", "set", "auth/disable_credentials", "true")
-    run("config", "set", "core/project", project)
+    run = configured_gcloud(emulator, project, tmp_path / "gcloud", "logging")
     run("logging", "write", "my-log", "hello from gcloud")
     assert run("logging", "logs", "list", "--format=value(.)").stdout.split() == [
         f"projects/{project}/logs/my-log"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator
@@ -18,6 +16,7 @@ from rollsafe._gcp import client_kwargs
 from rollsafe.emulator.secretmanager import SecretAccessError, resolve_secret_env, secrets_store
 from rollsafe.emulator.server import start_emulator, stop_emulator
 from rollsafe.emulator.state import EmulatorState
+from tests.emulator.conftest import configured_gcloud
 
 CANARY = b"Sm7Canary-q9Zx2Lp4Vt8Wb3Nf6Hd1Rs5"
 AUTO = {"replication": {"automatic": {}}}
@@ -445,25 +444,7 @@ def test_resolve_secret_env(tmp_path: Path) -> None:
 def gcloud(
     emulator: str, project: str, tmp_path: Path
 ) -> Callable[..., subprocess.CompletedProcess[str]]:
-    executable = shutil.which("gcloud")
-    if executable is None:
-        pytest.skip("gcloud is not installed")
-    env = {
-        **os.environ,
-        "CLOUDSDK_CONFIG": str(tmp_path / "gcloud"),
-        "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
-    }
-
-    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [executable, *args], env=env, capture_output=True, text=True, check=check, timeout=120
-        )
-
-    # gcloud appends "v1/..." to the override, so it must end with a slash
-    run("config", "set", "api_endpoint_overrides/secretmanager", f"{emulator}/")
-    run("config", "set", "auth/disable_credentials", "true")
-    run("config", "set", "core/project", project)
-    return run
+    return configured_gcloud(emulator, project, tmp_path / "gcloud", "secretmanager")
 
 
 def test_gcloud_lists_and_accesses(
@@ -480,7 +461,7 @@ def test_gcloud_lists_and_accesses(
     assert accessed.stdout.encode() == CANARY
 
     client.disable_secret_version(name=f"{secret.name}/versions/2")
-    refused = gcloud("secrets", "versions", "access", "latest", "--secret=from-gcloud", check=False)
+    refused = gcloud("secrets", "versions", "access", "latest", "--secret=from-gcloud", ok=False)
     assert refused.returncode != 0
     assert "FAILED_PRECONDITION" in refused.stderr
     assert "is in DISABLED state" in refused.stderr

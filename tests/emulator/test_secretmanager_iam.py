@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,6 +13,7 @@ from google.cloud import secretmanager_v1 as sm
 from google.cloud.location import locations_pb2
 
 from rollsafe._gcp import client_kwargs
+from tests.emulator.conftest import configured_gcloud
 
 AUTO = {"replication": {"automatic": {}}}
 ACCESSOR = "roles/secretmanager.secretAccessor"
@@ -181,25 +179,8 @@ def test_iam_on_a_regional_secret(client: sm.SecretManagerServiceClient, project
 
 @pytest.fixture
 def gcloud(emulator: str, project: str, tmp_path: Path) -> Callable[..., str]:
-    executable = shutil.which("gcloud")
-    if executable is None:
-        pytest.skip("gcloud is not installed")
-    env = {
-        **os.environ,
-        "CLOUDSDK_CONFIG": str(tmp_path / "gcloud"),
-        "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
-    }
-
-    def run(*args: str) -> str:
-        done = subprocess.run(
-            [executable, *args], env=env, capture_output=True, text=True, check=True, timeout=120
-        )
-        return done.stdout
-
-    run("config", "set", "api_endpoint_overrides/secretmanager", f"{emulator}/")
-    run("config", "set", "auth/disable_credentials", "true")
-    run("config", "set", "core/project", project)
-    return run
+    run = configured_gcloud(emulator, project, tmp_path / "gcloud", "secretmanager")
+    return lambda *args: run(*args).stdout
 
 
 def test_gcloud_iam_expiry_and_locations(gcloud: Callable[..., str]) -> None:

@@ -11,12 +11,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from google.api_core import exceptions
-from google.api_core.client_options import ClientOptions
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import logging as cloud_logging
 from google.cloud import run_v2
 
 from rollsafe.emulator._google import UNIMPLEMENTED_MESSAGE
+from tests.emulator.conftest import gapic_client, open_logging_client
 
 _RUN = "/v2/projects/{project}/locations/us-central1"
 
@@ -71,15 +69,8 @@ def test_the_emulators_own_endpoints_still_answer(emulator: str) -> None:
 
 @pytest.fixture
 def jobs(emulator: str) -> Iterator[run_v2.JobsClient]:
-    client = run_v2.JobsClient(
-        credentials=AnonymousCredentials(),
-        transport="rest",
-        client_options=ClientOptions(api_endpoint=emulator),
-    )
-    try:
+    with gapic_client(run_v2.JobsClient, emulator) as client:
         yield client
-    finally:
-        client.transport.close()
 
 
 def test_official_clients_tell_missing_methods_from_missing_resources(
@@ -88,15 +79,7 @@ def test_official_clients_tell_missing_methods_from_missing_resources(
     name = f"projects/{project}/locations/us-central1/jobs/nightly"
     with pytest.raises(exceptions.MethodNotImplemented, match="Method not found"):
         jobs.get_job(name=name)
-    logging_client = cloud_logging.Client(
-        project=project,
-        credentials=AnonymousCredentials(),
-        _use_grpc=False,
-        client_options={"api_endpoint": emulator},
-    )
-    try:
+    with open_logging_client(emulator, project) as logging_client:
         # a missing sink is a 404 on the resource: exists() is False, not an error
         assert not logging_client.sink("never-created").exists()
         assert not logging_client.metric("never-created").exists()
-    finally:
-        logging_client.close()

@@ -11,10 +11,8 @@ from pathlib import Path
 
 import pytest
 from google.api_core import exceptions
-from google.api_core.future import polling
 from google.cloud import run_v2
 
-from rollsafe._gcp import client_kwargs
 from rollsafe.platforms import PlatformError
 from rollsafe.platforms.logs import (
     SYSTEM_LOG,
@@ -24,10 +22,8 @@ from rollsafe.platforms.logs import (
     StartFailure,
     start_filter,
 )
+from tests.emulator.conftest import FAST, gapic_client
 
-FAST = polling.DEFAULT_POLLING.with_delay(initial=0.05, maximum=0.25, multiplier=1.5).with_timeout(
-    60
-)
 #: what the start-up guard prints on stderr before exit(3): names, never values
 GUARD = {
     "severity": "CRITICAL",
@@ -77,11 +73,8 @@ def test_filter_names_the_revision_the_system_log_and_critical() -> None:
 
 @pytest.fixture
 def services(emulator: str) -> Iterator[run_v2.ServicesClient]:
-    client = run_v2.ServicesClient(**client_kwargs(emulator))
-    try:
+    with gapic_client(run_v2.ServicesClient, emulator) as client:
         yield client
-    finally:
-        client.transport.close()
 
 
 def _container(code: str) -> run_v2.Container:

@@ -117,3 +117,43 @@ def test_record_round_trips_its_json_fields(tmp_path: Path) -> None:
     assert seen.rollback == {"ok": True, "to": {"api-1": 100}}
     data = seen.to_dict()
     assert (data["forced"], data["reason"], data["exit_code"]) == (True, "INC-2", 3)
+
+
+def test_a_journal_of_an_older_rollsafe_gains_the_compensation_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    from rollsafe.state.journal import _SCHEMA, JOURNAL_FILE
+
+    # the schema before compensations: the same table without that column
+    old_schema = _SCHEMA.replace("    compensation TEXT,\n", "")
+    assert old_schema != _SCHEMA
+    conn = sqlite3.connect(tmp_path / JOURNAL_FILE)
+    conn.executescript(old_schema)
+    conn.execute(
+        "INSERT INTO deploys (id, env, service, user, host, pid, checks, stage, started,"
+        " revision, previous_split, outcome, exit_code, rollback)"
+        " VALUES ('old-1', 'staging', 'api', 'ann', 'h', 1, 'passed', 'rollback', 1.0,"
+        " 'api-2', '{\"api-1\": 100}', 'rolled-back', 3, '{\"ok\": true}')"
+    )
+    conn.commit()
+    conn.close()
+    with DeployJournal(tmp_path) as journal:
+        old = journal.get("old-1")
+        record = journal.begin(
+            env="staging", service="api", checks="passed", reason=None, image=None
+        )
+        comp = {"kind": "restore", "split": {"api-1": 100}, "tags": {"stable": "api-1"}}
+        journal.stage(record, "create", compensation=comp)
+    assert old is not None
+    assert (old.revision, old.previous_split, old.outcome, old.exit_code) == (
+        "api-2",
+        {"api-1": 100},
+        "rolled-back",
+        3,
+    )
+    assert old.rollback == {"ok": True}
+    assert old.compensation is None
+    with DeployJournal(tmp_path) as journal:
+        seen = journal.get(record.id)
+    assert seen is not None
+    assert (seen.stage, seen.compensation) == ("create", comp)

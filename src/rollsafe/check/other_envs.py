@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from rollsafe.errors import RollsafeError
 from rollsafe.manifest import LoadedManifest, ResolvedEnvironment
-from rollsafe.stores import SecretStore, open_store
+from rollsafe.stores import SecretStore
 
 __all__ = ["OtherEnvironmentDigests"]
 
@@ -15,16 +15,18 @@ StoreOpener = Callable[[ResolvedEnvironment], SecretStore | None]
 
 
 def _default_opener(env: ResolvedEnvironment) -> SecretStore | None:
-    if env.store is None:
-        return None
-    return open_store(env.store, base_dir=env.manifest_path.parent)
+    """The environment's own store, as ``rollsafe check --env`` of it would open it: its
+    ``store:``, else Secret Manager of its project (the emulator's on ``local``)."""
+    from rollsafe._environments import store_for
+
+    return store_for(env)
 
 
 class OtherEnvironmentDigests:
     """Callable ``(env, service, key) -> sha256 hex | None``; opens each store once.
 
-    ``None`` means the value could not be read there (no store configured, store error,
-    missing key); the rule reports that it could not compare.
+    ``None`` means the value could not be read there (store error, missing key); the rule
+    reports that it could not compare.
     """
 
     def __init__(self, manifest: LoadedManifest, opener: StoreOpener | None = None) -> None:

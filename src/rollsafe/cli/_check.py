@@ -42,24 +42,20 @@ def check(
     """
     from rollsafe._environments import store_for
     from rollsafe.check import (
-        OtherEnvironmentDigests,
+        check_environment,
         render_github,
         render_json,
         render_sarif,
         render_text,
-        run_check,
     )
     from rollsafe.manifest import load_manifest
 
     check_format(fmt)
     manifest = load_manifest(file)
     resolved = manifest.resolve(env)
-    others = OtherEnvironmentDigests(manifest)
-    try:
-        with store_for(resolved, store) as secret_store:
-            report = run_check(resolved, secret_store, services=service, other_env_hashes=others)
-    finally:
-        others.close()
+    with store_for(resolved, store) as secret_store:
+        # the very check deploy's preflight runs
+        report = check_environment(resolved, secret_store, services=service, manifest=manifest)
     if fmt == "json":
         out.print(render_json(report), markup=False, highlight=False, soft_wrap=True)
     elif fmt == "sarif":

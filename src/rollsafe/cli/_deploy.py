@@ -17,6 +17,7 @@ from rollsafe.cli._common import (
     TextJsonOpt,
     app,
     check_text_or_json,
+    err,
     guarded,
     out,
 )
@@ -81,6 +82,11 @@ class _StagePrinter:
             self._status = None
 
 
+def _say_finishing(text: str) -> None:
+    """A second signal during the rollback: say why rollsafe does not stop yet."""
+    err.print(text, style="bold yellow", highlight=False, markup=False)
+
+
 def _open_env(file: Path, env: str) -> tuple[Any, Any]:
     from rollsafe.manifest import load_manifest
 
@@ -88,15 +94,21 @@ def _open_env(file: Path, env: str) -> tuple[Any, Any]:
     return manifest, manifest.resolve(env)
 
 
-def _print_result(result: Any, fmt: str = "text") -> None:
+def _listeners(fmt: str) -> tuple[_StagePrinter, Any, Any]:
+    """The stage printer (on stderr in json mode: stdout holds the document alone), the
+    stage log for the document, and the listener that feeds both."""
+    from rollsafe.cli._deploy_output import Listeners, StageLog
+
+    printer = _StagePrinter(err if fmt == "json" else out)
+    stages = StageLog()
+    return printer, stages, Listeners(printer, stages)
+
+
+def _print_result(result: Any, fmt: str = "text", stages: Any = None) -> None:
     if fmt == "json":
-        data = {
-            "exit_code": result.exit_code,
-            "outcome": result.outcome,
-            "message": result.message,
-            "deploy": result.record.to_dict() if result.record else None,
-        }
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        from rollsafe.cli._deploy_output import StageLog, deploy_document, dump
+
+        sys.stdout.write(dump(deploy_document(result, stages or StageLog())))
         return
     style = {0: "bold green", 1: "bold yellow", 3: "bold red", 4: "bold red"}.get(
         result.exit_code, "bold"
@@ -140,16 +152,27 @@ def deploy(
     ] = None,
     store: StoreOpt = None,
     impersonate: ImpersonateOpt = None,
+    fmt: TextJsonOpt = "text",
+    keep_failed: Annotated[
+        bool,
+        typer.Option(
+            "--keep-failed",
+            help="A failed first deploy keeps its service for debugging (exit 4) instead of "
+            "deleting it (exit 3).",
+        ),
+    ] = False,
 ) -> None:
     """Deploy a service safely: check, create without traffic, verify, shift, watch.
 
     Exit 0 deployed; 1 refused before any change; 3 verification failed and traffic was
-    rolled back; 4 the rollback failed too (a human must act).
+    rolled back; 4 the rollback failed too (a human must act). `--format json` prints one
+    document (result, stages, plan, check, rollback) and draws progress on stderr.
 
     Example: rollsafe deploy --env staging --service backend --canary 10,50,100
     """
+    check_text_or_json(fmt)
     from rollsafe._environments import platform_for, store_for
-    from rollsafe.deploy import DeployOptions, run_deploy
+    from rollsafe.deploy import Cancelled, DeployOptions, cancellable, run_deploy
     from rollsafe.state import state_dir_for
     from rollsafe.state.journal import DeployJournal
 
@@ -169,8 +192,9 @@ def deploy(
         canary=steps,
         watch=watch,
         impersonate_service_account=impersonate,
+        keep_failed=keep_failed,
     )
-    printer = _StagePrinter(out)
+    printer, stages, listener = _listeners(fmt)
     with (
         DeployJournal(state_dir_for(resolved.manifest_path)) as journal,
         platform_for(resolved) as platform,
@@ -179,20 +203,26 @@ def deploy(
         _revision_logs(resolved) as revision_logs,
     ):
         try:
-            result = run_deploy(
-                resolved,
-                service,
-                options,
-                platform=platform,
-                store=secret_store,
-                journal=journal,
-                listener=printer,
-                tokens=tokens,
-                logs=revision_logs,
-            )
+            # SIGINT/SIGTERM (a cancelled CI job): the deploy undoes itself, exit 130/143
+            with cancellable(_say_finishing):
+                result = run_deploy(
+                    resolved,
+                    service,
+                    options,
+                    platform=platform,
+                    store=secret_store,
+                    journal=journal,
+                    listener=listener,
+                    tokens=tokens,
+                    logs=revision_logs,
+                )
+        except Cancelled as cancel:
+            printer._stop()
+            err.print(f"cancelled by {cancel.name} before the deploy began", highlight=False)
+            raise typer.Exit(cancel.exit_code) from None
         finally:
             printer._stop()
-    if dry_run and result.plan is not None:
+    if dry_run and result.plan is not None and fmt == "text":
         plan = result.plan
         out.print(f"revision: {plan.spec.revision}", highlight=False)
         for name, ref in plan.spec.secrets.items():
@@ -210,7 +240,7 @@ def deploy(
             out.print(f"no difference from the serving revision {serving}", highlight=False)
         for line in diff:
             out.print(f"  {line}", highlight=False, markup=False)
-    _print_result(result)
+    _print_result(result, fmt, stages)
     raise typer.Exit(result.exit_code)
 
 
@@ -224,32 +254,40 @@ def rollback(
     ] = None,
     file: ManifestOpt = Path("rollsafe.yaml"),
     impersonate: ImpersonateOpt = None,
+    fmt: TextJsonOpt = "text",
 ) -> None:
     """Give a previous revision all traffic and verify it.
 
+    `--format json` prints one document (result, stages, rollback), progress on stderr.
+
     Example: rollsafe rollback --env staging --service backend --to backend-00003-abc
     """
+    check_text_or_json(fmt)
     from rollsafe._environments import platform_for
     from rollsafe.deploy import manual_rollback
     from rollsafe.state import state_dir_for
     from rollsafe.state.journal import DeployJournal
 
     _, resolved = _open_env(file, env)
+    printer, stages, listener = _listeners(fmt)
     with (
         DeployJournal(state_dir_for(resolved.manifest_path)) as journal,
         platform_for(resolved) as platform,
         _tokens(platform, impersonate) as tokens,
     ):
-        result = manual_rollback(
-            resolved,
-            service,
-            to=to,
-            platform=platform,
-            journal=journal,
-            listener=_StagePrinter(out),
-            tokens=tokens,
-        )
-    _print_result(result)
+        try:
+            result = manual_rollback(
+                resolved,
+                service,
+                to=to,
+                platform=platform,
+                journal=journal,
+                listener=listener,
+                tokens=tokens,
+            )
+        finally:
+            printer._stop()
+    _print_result(result, fmt, stages)
     raise typer.Exit(result.exit_code)
 
 
@@ -264,13 +302,13 @@ def history(
     fmt: TextJsonOpt = "text",
     limit: Annotated[int, typer.Option("--limit", help="At most this many deploys.")] = 50,
 ) -> None:
-    """The deploy journal, newest first: who, what, checks, outcome, rollback.
+    """The deploy journal, newest first: who (user, commit), what (revision, image), checks
+    and findings, stage timings, outcome, rollback.
 
     Example: rollsafe history --env staging --format json
     """
     check_text_or_json(fmt)
-    from rich.table import Table
-
+    from rollsafe.cli._deploy_output import history_lines
     from rollsafe.state import state_dir_for
     from rollsafe.state.journal import DeployJournal
 
@@ -280,13 +318,10 @@ def history(
     if fmt == "json":
         sys.stdout.write(json.dumps([r.to_dict() for r in records], indent=2) + "\n")
         return
-    table = Table(title=f"deploys to {env}", header_style="bold")
-    for column in ("id", "service", "revision", "user", "checks", "outcome", "reason"):
-        table.add_column(column, overflow="fold")
-    for r in records:
-        outcome = r.outcome or f"running ({r.stage})"
-        table.add_row(r.id, r.service, r.revision or "-", r.user, r.checks, outcome, r.reason or "")
-    out.print(table)
+    if not records:
+        out.print(f"no deploys to {env} yet", highlight=False)
+    for line in history_lines(records):
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()

@@ -187,6 +187,10 @@ def emulator_gcloud_config(
     endpoint = shared_endpoint() or ensure_emulator(directory)
     project = resolved.gcp_project if resolved else None
     region = resolved.region if resolved else None
+    if config_dir is None:
+        from rollsafe.state import ensure_state_dir
+
+        ensure_state_dir(directory)  # its gcloud/ lives there: created with its .gitignore
     target = (config_dir or directory / "gcloud").resolve()
     properties = gcloud_properties(endpoint, project, region)
     written = write_gcloud_config(target, properties)

@@ -48,10 +48,13 @@ NameArg = Annotated[
 VersionArg = Annotated[int, typer.Argument(min=1, help="The version number.", show_default=False)]
 
 
-def _open(file: Path, env: str) -> tuple[ResolvedEnvironment, SecretStore]:
+def _open(file: Path, env: str, fmt: str) -> tuple[ResolvedEnvironment, SecretStore]:
+    """The environment and its store, once ``--format`` is known good: a usage error is
+    reported before the manifest is read or a store is reached."""
     from rollsafe._environments import store_for
     from rollsafe.manifest import load_manifest
 
+    check_text_or_json(fmt)
     resolved = load_manifest(file).resolve(env)
     return resolved, store_for(resolved)
 
@@ -137,8 +140,7 @@ def set_(
     """
     from rollsafe.secrets import set_secret, writable
 
-    check_text_or_json(fmt)
-    resolved, store = _open(file, env)
+    resolved, store = _open(file, env, fmt)
     with store:
         target = writable(store)  # before asking for a value that could not be stored
         value = _read_input(from_file, keep_newline)
@@ -164,8 +166,7 @@ def rotate(
     """
     from rollsafe.secrets import rotate_secret, writable
 
-    check_text_or_json(fmt)
-    resolved, store = _open(file, env)
+    resolved, store = _open(file, env, fmt)
     with store:
         result = rotate_secret(writable(store), resolved, name)
         _written(result, fmt, store.description)
@@ -188,8 +189,7 @@ def list_(
     """
     from rollsafe.secrets import secret_statuses
 
-    check_text_or_json(fmt)
-    resolved, store = _open(file, env)
+    resolved, store = _open(file, env, fmt)
     with store:
         statuses, others = secret_statuses(store, resolved)
         where = store.description
@@ -258,8 +258,7 @@ def versions(
     """
     from rollsafe.secrets import versions_of
 
-    check_text_or_json(fmt)
-    resolved, store = _open(file, env)
+    resolved, store = _open(file, env, fmt)
     with store:
         found = list(reversed(versions_of(store, resolved, name)))
     if fmt == "json":
@@ -285,8 +284,7 @@ def versions(
 def _change(name: str, version: int, env: str, file: Path, fmt: str, state: VersionState) -> None:
     from rollsafe.secrets import change_state, expand, writable
 
-    check_text_or_json(fmt)
-    resolved, store = _open(file, env)
+    resolved, store = _open(file, env, fmt)
     with store:
         warnings = change_state(writable(store), resolved, name, version, state)
     secret = expand(resolved, name)

@@ -1,4 +1,11 @@
-"""Health probes: one request against a URL, judged by the manifest's health conditions."""
+"""Health probes: one request against a URL, judged by the manifest's health conditions.
+
+Cold starts: the first request a revision serves after it became Ready, or after it scaled
+from zero, may be slow (imports, caches, connection pools). ``verify`` gives its probes up to
+the first success ``health.cold_start`` instead of ``max_latency`` (and as the request
+timeout, if longer), and retries connection errors, timeouts and too-slow answers until
+``verify_timeout``; an HTTP answer with a wrong status or body fails at once.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +35,13 @@ class ProbeResult:
     latency: float
     reason: str = ""
     revision: str | None = None
+    #: the answer was right but slower than allowed (retried during a cold start)
+    slow: bool = False
+
+    @property
+    def answered_wrongly(self) -> bool:
+        """An HTTP answer with a wrong status or body: no point in asking again."""
+        return not self.ok and self.status is not None and not self.slow
 
     def describe(self) -> str:
         answer = f"HTTP {self.status}" if self.status is not None else "no answer"
@@ -43,22 +57,29 @@ def _field(data: Any, dotted: str) -> Any:
     return data
 
 
-def probe(client: httpx.Client, base_url: str, spec: HealthSpec) -> ProbeResult:
+def probe(
+    client: httpx.Client, base_url: str, spec: HealthSpec, *, cold: bool = False
+) -> ProbeResult:
     """GET ``base_url + spec.path`` once and judge the answer.
+
+    ``cold``: the revision may be starting cold, so the answer may take ``spec.cold_start``
+    (instead of ``max_latency``, and instead of ``timeout`` if that is shorter).
 
     The client's auth (``IdTokenAuth``) adds the ID token a private service needs; when it
     cannot get one, the probe fails without an answer and says why (never the token).
     """
     url = base_url.rstrip("/") + spec.path
+    timeout = max(spec.timeout, spec.cold_start) if cold else spec.timeout
+    limit = spec.cold_start if cold else spec.max_latency
     start = time.perf_counter()
     try:
-        response = client.get(url, timeout=spec.timeout)
+        response = client.get(url, timeout=timeout)
     except IdTokenError as exc:
         elapsed = time.perf_counter() - start
         return ProbeResult(False, None, elapsed, f"no ID token to send: {exc.message}")
     except httpx.TimeoutException:
         elapsed = time.perf_counter() - start
-        return ProbeResult(False, None, elapsed, f"timed out after {spec.timeout:g} s")
+        return ProbeResult(False, None, elapsed, f"timed out after {timeout:g} s")
     except httpx.HTTPError as exc:
         elapsed = time.perf_counter() - start
         return ProbeResult(False, None, elapsed, f"request failed ({exc.__class__.__name__})")
@@ -85,9 +106,9 @@ def probe(client: httpx.Client, base_url: str, spec: HealthSpec) -> ProbeResult:
             if got != wanted:
                 reason = f"JSON '{key}' is {got!r}, expected {wanted!r}"
                 return ProbeResult(False, response.status_code, elapsed, reason, revision)
-    if spec.max_latency is not None and elapsed > spec.max_latency:
-        reason = f"slower than {spec.max_latency * 1000:.0f} ms"
-        return ProbeResult(False, response.status_code, elapsed, reason, revision)
+    if limit is not None and elapsed > limit:
+        reason = f"slower than {limit * 1000:.0f} ms" + (" (cold_start)" if cold else "")
+        return ProbeResult(False, response.status_code, elapsed, reason, revision, slow=True)
     return ProbeResult(True, response.status_code, elapsed, "", revision)
 
 
@@ -103,22 +124,24 @@ def verify(
 ) -> tuple[bool, list[ProbeResult]]:
     """Probe until ``consecutive`` passes in a row, or a failure, or the timeout.
 
-    A revision that answered healthy and then fails is not given another chance: the
-    first failure after the start ends verification (fail fast, roll back fast). Before
-    the first success, failures are retried until the timeout (a cold start may refuse).
+    Until the first success the revision may be starting cold: probes may take
+    ``spec.cold_start``, and connection errors, timeouts and too-slow answers are retried
+    until the timeout. An answer with a wrong status or body fails at once. A revision that
+    answered healthy and then fails is not given another chance: the first failure after
+    that ends verification (fail fast, roll back fast).
     """
     needed = spec.consecutive if consecutive is None else consecutive
     deadline = time.monotonic() + (spec.verify_timeout if timeout is None else timeout)
     results: list[ProbeResult] = []
     streak = 0
     while streak < needed:
-        result = probe(client, base_url, spec)
+        result = probe(client, base_url, spec, cold=not streak)
         results.append(result)
         if on_probe is not None:
             on_probe(result)
         if result.ok:
             streak += 1
-        elif result.status is not None or streak:
+        elif result.answered_wrongly or streak:
             return False, results  # it answered, and wrongly: no point waiting
         if streak >= needed:
             break

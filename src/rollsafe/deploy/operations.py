@@ -9,16 +9,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rollsafe.deploy._auth import probe_client, tokens_for
+from rollsafe.deploy.cancel import shielded
 from rollsafe.deploy.events import DeployListener
 from rollsafe.deploy.health import HealthSpec, ProbeResult, probe, verify
 from rollsafe.deploy.pipeline import DeployResult, health_spec
 from rollsafe.deploy.reconcile import reconcile
 from rollsafe.deploy.rollback import RollbackOutcome
+from rollsafe.deploy.stages import Compensation, Outcome, Stage, run_compensation
 from rollsafe.errors import RollsafeError, UsageError
 from rollsafe.manifest import ResolvedEnvironment
 from rollsafe.platforms import Platform, PlatformError
 from rollsafe.platforms.idtoken import IdTokens
-from rollsafe.state.journal import DeployJournal
+from rollsafe.state.journal import DeployJournal, DeployRecord
 
 __all__ = ["ServiceStatus", "manual_rollback", "service_status"]
 
@@ -49,7 +51,7 @@ def _rollback_target(
     verified = [
         r.revision
         for r in journal.history(env.name, service)
-        if r.outcome == "succeeded" and r.revision
+        if r.outcome == Outcome.SUCCEEDED and r.revision
     ]
     # the deploys down to (and including) the newest one of a serving revision are newer
     older = next((i + 1 for i, revision in enumerate(verified) if revision in serving), 0)
@@ -118,24 +120,27 @@ def manual_rollback(
     with journal.lock(env.name, service, record):
         current = platform.get_service(service)
         previous = current.split() if current else {}
-        record = journal.update(record, revision=target, previous_split=previous, stage="rollback")
+        # what served before: put back if the target turns out unhealthy
+        found = Compensation.restore(previous, current.tags() if current else {})
+        record = journal.update(
+            record, revision=target, previous_split=previous, stage=Stage.ROLLBACK
+        )
         start = time.perf_counter()
         try:
-            tags = {
-                t: r for t, r in (current.tags() if current else {}).items() if t != "candidate"
-            }
-            info = platform.set_traffic(service, {target: 100}, tags)
+            info = platform.set_traffic(service, {target: 100}, found.tags)
         except PlatformError as exc:
             outcome = RollbackOutcome(False, {target: 100}, error=str(exc))
         else:
             seconds = time.perf_counter() - start
             assert info.url is not None
             with _tokens(platform, tokens) as minted, probe_client(env, service, minted) as client:
-                health = health_spec(env, service)
-                ok, results = verify(client, info.url, health, consecutive=2, timeout=15.0)
+                # the manifest's own health: its path, status, timeouts and consecutive passes
+                ok, results = verify(client, info.url, health_spec(env, service))
             error = "" if ok else f"{target} is unhealthy ({results[-1].describe()})"
             outcome = RollbackOutcome(ok, {target: 100}, seconds, ok, error)
-    code, result = (0, "rolled-back") if outcome.ok else (4, "rollback-failed")
+            if not ok:
+                return _put_back(env, service, platform, journal, record, found, outcome)
+    code, result = (0, Outcome.ROLLED_BACK) if outcome.ok else (4, Outcome.ROLLBACK_FAILED)
     message = outcome.describe()
     journal.finish(record, result, code, message, outcome.to_dict())
     return DeployResult(
@@ -145,6 +150,45 @@ def manual_rollback(
         record=record,
         rollback=outcome,
         hint=None if outcome.ok else outcome.human_action(env.name, service),
+    )
+
+
+def _put_back(
+    env: ResolvedEnvironment,
+    service: str,
+    platform: Platform,
+    journal: DeployJournal,
+    record: DeployRecord,
+    found: Compensation,
+    failed: RollbackOutcome,
+) -> DeployResult:
+    """The rollback's target is unhealthy: give the split it found back its traffic (exit 3);
+    exit 4 only if that fails too."""
+    # journaled first: killed from here on, reconcile puts the found split back
+    record = journal.update(record, compensation=found.to_dict())
+    try:
+        with shielded():
+            run_compensation(platform, service, found)
+    except PlatformError as exc:
+        outcome = RollbackOutcome(
+            False, found.split, failed.seconds, error=f"{failed.error}; {exc}"
+        )
+        message = f"{failed.error}; putting back the split it found failed too: {exc}"
+        journal.finish(record, Outcome.ROLLBACK_FAILED, 4, message, outcome.to_dict())
+        hint = outcome.human_action(env.name, service)
+        return DeployResult(
+            4, Outcome.ROLLBACK_FAILED, message, record=record, rollback=outcome, hint=hint
+        )
+    message = f"{failed.error}; {found.describe()}, as the rollback found it"
+    journal.finish(record, Outcome.ROLLED_BACK, 3, message, failed.to_dict())
+    return DeployResult(
+        3,
+        Outcome.ROLLED_BACK,
+        message,
+        record=record,
+        rollback=failed,
+        hint=f"pick a healthy revision: rollsafe rollback --env {env.name} --service {service} "
+        "--to REVISION (see `rollsafe history`)",
     )
 
 

@@ -1,7 +1,9 @@
-"""``rollsafe deploy``: plan, preflight, current health, create, verify, shift, watch.
+"""``rollsafe deploy``: the stages of ``deploy.stages.Stage``, in order.
 
-Every stage is written to the journal before it runs. Any failure after the revision is
-created moves traffic back to what served before (exit 3); a failed rollback is exit 4.
+Every stage is written to the journal before it runs; one that changes the platform writes
+its compensation in the same write. Verification stages return a result (None: passed);
+any failure after the revision is created runs the compensation (``deploy.undo``): exit 3,
+or 4 if that fails too. A ``Cancelled`` (SIGINT/SIGTERM) runs it as well: exit 130/143.
 """
 
 from __future__ import annotations
@@ -10,16 +12,20 @@ import itertools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import httpx
 
-from rollsafe.check import CheckReport, run_check
+from rollsafe.check import CheckReport, check_environment
 from rollsafe.deploy._auth import probe_client, token_required, tokens_for
+from rollsafe.deploy.analysis import CanaryJudge, Verdict
+from rollsafe.deploy.cancel import Cancelled, shielded
 from rollsafe.deploy.events import DeployEvent, DeployListener
 from rollsafe.deploy.health import HealthSpec, ProbeResult, probe, verify
 from rollsafe.deploy.plan import DeployPlan, build_plan
-from rollsafe.deploy.rollback import RollbackOutcome, roll_back
+from rollsafe.deploy.result import DeployOptions, DeployResult
+from rollsafe.deploy.stages import CANDIDATE_TAG, Compensation, Outcome, Stage
+from rollsafe.deploy.undo import cancelled, undo
 from rollsafe.errors import RollsafeError, StoreError, UsageError
 from rollsafe.manifest import ResolvedEnvironment
 from rollsafe.platforms import Platform, PlatformError, RevisionFailedError
@@ -28,43 +34,14 @@ from rollsafe.platforms.logs import RevisionLogs
 from rollsafe.state.journal import DeployJournal, DeployRecord
 from rollsafe.stores import SecretStore
 
-__all__ = ["CANDIDATE_TAG", "DeployOptions", "DeployResult", "run_deploy"]
-
-CANDIDATE_TAG = "candidate"
-
-
-@dataclass(frozen=True)
-class DeployOptions:
-    """The flags of ``rollsafe deploy``."""
-
-    image: str | None = None
-    dry_run: bool = False
-    force: bool = False
-    reason: str | None = None
-    skip_checks: bool = False
-    canary: tuple[int, ...] = (100,)
-    watch: float | None = None
-    extra_env: dict[str, str] = field(default_factory=dict)
-    #: the service account whose ID tokens the probes carry (default: ADC's own identity)
-    impersonate_service_account: str | None = None
+__all__ = ["DeployOptions", "DeployResult", "run_deploy"]  # the first two from .result
 
 
 @dataclass
-class DeployResult:
-    """How a deploy ended. ``exit_code`` follows DESIGN.md (0, 1, 3, 4)."""
+class _StageResult:
+    """What a stage found: ``failure`` says why it failed (the deploy is then undone)."""
 
-    exit_code: int
-    outcome: str
-    message: str
-    plan: DeployPlan | None = None
-    record: DeployRecord | None = None
-    report: CheckReport | None = None
-    rollback: RollbackOutcome | None = None
-    hint: str | None = None
-
-
-class _Unhealthy(Exception):
-    """Verification, a canary step or the watch saw a failure: roll back."""
+    failure: str | None = None
 
 
 class _Stop(Exception):
@@ -142,25 +119,31 @@ class _Run:
         self.audiences: dict[str, str] = {}
 
     @contextmanager
-    def stage(self, name: str, detail: str = "") -> Iterator[None]:
+    def stage(
+        self, name: Stage, detail: str = "", compensation: Compensation | None = None
+    ) -> Iterator[_StageResult]:
+        """Journal the stage (with the ``compensation`` of what it changes, in the same
+        write: before it acts), announce it, and close it with its result."""
         if self.record is not None:
-            self.record = self.journal.stage(self.record, name)
+            changes = {"compensation": compensation.to_dict()} if compensation else {}
+            self.record = self.journal.stage(self.record, name, **changes)
         self.emit(DeployEvent("start", name, detail))
         start = time.perf_counter()
+        result = _StageResult()
         try:
-            yield
+            yield result
         except _Stop as stop:
             self._close_stage(name, False, stop.result.message, start)
             raise
-        except _Unhealthy as bad:
-            self._close_stage(name, False, str(bad), start)
+        except Cancelled as cancel:
+            self._close_stage(name, False, f"cancelled ({cancel.name})", start)
             raise
         except BaseException:
             self._close_stage(name, False, "error", start)
             raise
-        self._close_stage(name, True, "", start)
+        self._close_stage(name, result.failure is None, result.failure or "", start)
 
-    def _close_stage(self, name: str, ok: bool, detail: str, start: float) -> None:
+    def _close_stage(self, name: Stage, ok: bool, detail: str, start: float) -> None:
         seconds = time.perf_counter() - start
         if self.record is not None:
             self.record = self.journal.stage_done(self.record, ok, detail)
@@ -169,7 +152,7 @@ class _Run:
     def info(self, text: str, stage: str = "") -> None:
         self.emit(DeployEvent("info", stage, text))
 
-    def stop(self, code: int, outcome: str, message: str, hint: str | None = None) -> _Stop:
+    def stop(self, code: int, outcome: Outcome, message: str, hint: str | None = None) -> _Stop:
         return _Stop(
             DeployResult(code, outcome, message, self.plan, self.record, self.report, hint=hint)
         )
@@ -177,7 +160,7 @@ class _Run:
     # -- stages --
     def make_plan(self, checks: str) -> DeployPlan:
         deploy_id = self.record.id if self.record else "dry-run-000"
-        with self.stage("plan"):
+        with self.stage(Stage.PLAN):
             plan = build_plan(
                 self.env,
                 self.env.services[self.service],
@@ -191,7 +174,7 @@ class _Run:
             )
             pinned = ", ".join(f"{k}={r.secret}:{r.version}" for k, r in plan.spec.secrets.items())
             self.info(
-                f"revision {plan.spec.revision}; secrets pinned: {pinned or '(none)'}", "plan"
+                f"revision {plan.spec.revision}; secrets pinned: {pinned or '(none)'}", Stage.PLAN
             )
         self.plan = plan
         if self.record is not None:
@@ -207,10 +190,11 @@ class _Run:
 
     def preflight(self) -> None:
         if self.options.skip_checks:
-            self.emit(DeployEvent("skip", "preflight", f"skipped: {self.options.reason or ''}"))
+            self.emit(DeployEvent("skip", Stage.PREFLIGHT, f"skipped: {self.options.reason or ''}"))
             return
-        with self.stage("preflight"):
-            report = run_check(self.env, self.store, services=[self.service])
+        with self.stage(Stage.PREFLIGHT):
+            # `rollsafe check` itself: differs_from reads the other environments too
+            report = check_environment(self.env, self.store, services=[self.service])
             self.report = report
             counts = report.counts()
             if self.record is not None:
@@ -227,7 +211,7 @@ class _Run:
                 return
             raise self.stop(
                 1,
-                "refused",
+                Outcome.REFUSED,
                 f"preflight found {counts['error']} blocking finding(s); nothing was changed",
                 "fix the findings (rollsafe check --env ENV), or --force --reason TEXT",
             )
@@ -257,7 +241,7 @@ class _Run:
             if token_required(self.env, self.service) or not open_now:
                 raise self.stop(
                     1,
-                    "refused",
+                    Outcome.REFUSED,
                     f"{self.service} is private (public: false) and its probes need an ID "
                     f"token, but {exc.message}; nothing was changed",
                     exc.hint,
@@ -270,11 +254,12 @@ class _Run:
     def current_health(self, plan: DeployPlan) -> None:
         serving = plan.serving
         if serving is None or not serving.url or not serving.split():
-            self.emit(DeployEvent("skip", "current-health", "no serving revision yet"))
+            self.emit(DeployEvent("skip", Stage.CURRENT_HEALTH, "no serving revision yet"))
             return
-        with self.stage("current-health"):
-            result = probe(self.client, serving.url, self.health)
-            self.info(f"serving revision: {result.describe()}", "current-health")
+        with self.stage(Stage.CURRENT_HEALTH):
+            # it may have scaled to zero: its first answer may take health.cold_start
+            result = probe(self.client, serving.url, self.health, cold=True)
+            self.info(f"serving revision: {result.describe()}", Stage.CURRENT_HEALTH)
             if result.ok:
                 return
             if self.options.force:
@@ -282,21 +267,28 @@ class _Run:
                 return
             raise self.stop(
                 1,
-                "refused",
+                Outcome.REFUSED,
                 f"the serving revision is unhealthy ({result.describe()}); nothing was changed",
                 "fixing a broken service is the usual reason to force: "
                 "rollsafe deploy ... --force --reason 'fix the outage'",
             )
 
+    def compensation(self, plan: DeployPlan) -> Compensation:
+        """What undoes this deploy: the split and every tag that served before it, or, for a
+        service this deploy creates, deleting it."""
+        if plan.serving is None:
+            return Compensation.delete()
+        return Compensation.restore(plan.previous_split, plan.serving.tags())
+
     def create(self, plan: DeployPlan) -> None:
-        with self.stage("create", plan.spec.revision):
+        with self.stage(Stage.CREATE, plan.spec.revision, self.compensation(plan)):
             try:
                 info = self.platform.create_revision(plan.spec, tag=CANDIDATE_TAG)
             except RevisionFailedError as exc:
                 reason = self.start_failure(exc)
                 raise self.stop(
                     3,
-                    "failed",
+                    Outcome.FAILED,
                     f"revision {plan.spec.revision} did not start: {reason}",
                     "traffic stayed on the serving revision; the revision's logs have the rest",
                 ) from exc
@@ -313,9 +305,9 @@ class _Run:
             self.platform.set_public(self.service, True)
         except PlatformError as exc:
             # as gcloud: the service is deployed; the probes carry tokens; drift shows it
-            self.info(f"warning: could not make {self.service} public: {exc.message}", "create")
+            self.info(f"warning: could not make {self.service} public: {exc.message}", Stage.CREATE)
             return
-        self.info(f"allUsers may invoke {self.service} (public: true)", "create")
+        self.info(f"allUsers may invoke {self.service} (public: true)", Stage.CREATE)
 
     def start_failure(self, exc: RevisionFailedError) -> str:
         """Why the revision did not start, from its logs (the exit code, the guard's CRITICAL
@@ -328,61 +320,94 @@ class _Run:
         try:
             found = self.logs.start_failure(self.service, exc.revision, wait=wait)
         except PlatformError as error:
-            self.info(f"the revision's logs could not be read: {error.message}", "create")
+            self.info(f"the revision's logs could not be read: {error.message}", Stage.CREATE)
             return fallback
         return found.describe() or fallback
 
-    def verify_candidate(self, plan: DeployPlan) -> None:
+    def verify_candidate(self, plan: DeployPlan) -> str | None:
+        """None when the candidate passed; else why it failed (a stage result, not raised)."""
         service = self.platform.get_service(self.service)
         url = service.tag_url(CANDIDATE_TAG) if service else None
         if not url:
             raise PlatformError(f"the platform gave no URL for tag '{CANDIDATE_TAG}'")
         if service is not None and service.url:
             self.audiences[audience_of(url)] = audience_of(service.url)
-        with self.stage("verify", url):
+        with self.stage(Stage.VERIFY, url) as stage:
             ok, results = verify(self.client, url, self.health, on_probe=self._probe_info)
             if not ok:
                 self.first_failure = time.perf_counter()
-                raise _Unhealthy(f"{plan.spec.revision}: {results[-1].describe()}")
+                stage.failure = f"{plan.spec.revision}: {results[-1].describe()}"
+        return stage.failure
 
     def _probe_info(self, result: ProbeResult) -> None:
-        self.info(f"probe: {result.describe()}", "verify")
+        self.info(f"probe: {result.describe()}", Stage.VERIFY)
 
-    def shift(self, plan: DeployPlan) -> None:
+    def shift(self, plan: DeployPlan) -> str | None:
+        """Each canary step, verified through the tag URL and judged on the request logs
+        (deploy/analysis.py); None when all passed."""
         new = plan.spec.revision
         previous = plan.previous_split
         steps = self.options.canary if previous else (100,)
+        canary = CanaryJudge.for_deploy(self.logs, self.env, self.service, new, previous)
         for percent in steps:
-            with self.stage("shift", f"{percent}% to {new}"):
+            with self.stage(Stage.SHIFT, f"{percent}% to {new}") as stage:
                 split = _blend(previous, new, percent)
                 tags = dict(self.other_tags)
                 if percent < 100:
                     tags[CANDIDATE_TAG] = new
                 info = self.platform.set_traffic(self.service, split, tags)
+                started = time.time()  # the step's window of real requests
                 if percent == 100 and not previous:
-                    break
-                assert info.url is not None
-                ok, results = verify(self.client, info.url, self.health, on_probe=self._probe_info)
+                    return None
+                url = info.tag_url(CANDIDATE_TAG) or info.url  # the new revision itself
+                assert url is not None
+                ok, results = verify(self.client, url, self.health, on_probe=self._probe_info)
                 if not ok:
                     self.first_failure = time.perf_counter()
-                    raise _Unhealthy(f"at {percent}%: {results[-1].describe()}")
+                    stage.failure = f"at {percent}%: {results[-1].describe()}"
+                elif percent < 100:
+                    verdict = canary.step(started, info.tag_url(CANDIDATE_TAG))
+                    stage.failure = self._judged(verdict, f"at {percent}%", Stage.SHIFT)
+            if stage.failure:
+                return stage.failure
+        return None
 
-    def watch(self) -> None:
+    def watch(self, plan: DeployPlan) -> str | None:
+        """Probe the new revision (its tag URL) for the watch window, then judge the window's
+        requests; None when all passed."""
         window = self.env.watch if self.options.watch is None else self.options.watch
         if window <= 0:
-            self.emit(DeployEvent("skip", "watch", "no watch window"))
-            return
+            self.emit(DeployEvent("skip", Stage.WATCH, "no watch window"))
+            return None
         service = self.platform.get_service(self.service)
         assert service is not None
-        assert service.url is not None
-        with self.stage("watch", f"{window:g} s"):
+        url = service.tag_url(CANDIDATE_TAG) or service.url  # the new revision itself
+        assert url is not None
+        canary = CanaryJudge.for_deploy(
+            self.logs, self.env, self.service, plan.spec.revision, plan.previous_split
+        )
+        with self.stage(Stage.WATCH, f"{window:g} s") as stage:
+            started = time.time()
             deadline = time.monotonic() + window
             while time.monotonic() < deadline:
-                result = probe(self.client, service.url, self.health)
+                result = probe(self.client, url, self.health)
                 if not result.ok:
                     self.first_failure = time.perf_counter()
-                    raise _Unhealthy(f"service URL: {result.describe()}")
+                    stage.failure = f"{plan.spec.revision}: {result.describe()}"
+                    break
                 time.sleep(min(self.health.interval, max(0.0, deadline - time.monotonic())))
+            else:
+                verdict = canary.step(started, service.tag_url(CANDIDATE_TAG), window=window)
+                stage.failure = self._judged(verdict, "during watch", Stage.WATCH)
+        return stage.failure
+
+    def _judged(self, verdict: Verdict, when: str, stage: Stage) -> str | None:
+        """Report a canary analysis (deploy/analysis.py); the failure, if it failed."""
+        self.info(f"requests: {verdict.message}", stage)
+        if verdict.ok:
+            return None
+        self.first_failure = time.perf_counter()
+        return f"{when}: {verdict.message}"
 
     first_failure: float = 0.0
 
@@ -470,7 +495,7 @@ def _run_deploy(
         run.logs = logs
         if options.dry_run:
             plan = run.make_plan(checks)
-            return DeployResult(0, "dry-run", "nothing was changed", plan)
+            return DeployResult(0, Outcome.DRY_RUN, "nothing was changed", plan)
         from rollsafe.deploy.reconcile import reconcile
 
         reconcile(env, service, platform=platform, journal=journal, listener=listener)
@@ -487,13 +512,14 @@ def _run_deploy(
         with journal.lock(env.name, service, record):
             result = _pipeline(run, checks)
         assert run.record is not None
-        run.record = journal.finish(
-            run.record,
-            result.outcome,
-            result.exit_code,
-            result.message,
-            result.rollback.to_dict() if result.rollback else None,
-        )
+        with shielded():  # the outcome is known: a signal now must not leave it unwritten
+            run.record = journal.finish(
+                run.record,
+                result.outcome,
+                result.exit_code,
+                result.message,
+                result.rollback.to_dict() if result.rollback else None,
+            )
         result.record = run.record
         return result
 
@@ -507,58 +533,28 @@ def _pipeline(run: _Run, checks: str) -> DeployResult:
         run.access(plan)
         run.current_health(plan)
         run.create(plan)
-        run.verify_candidate(plan)
-        run.shift(plan)
-        run.watch()
+        # each check is a stage result: None passed, else why it failed
+        for check in (run.verify_candidate, run.shift, run.watch):
+            failure = check(plan)
+            if failure is not None:
+                stage = run.record.stage if run.record else Stage.VERIFY
+                return undo(run, plan, f"verification failed during {stage} ({failure})")
+        # verified: a crash from here on finishes the deploy instead of undoing it
+        finish = Compensation.restore({plan.spec.revision: 100}, run.other_tags)
+        with run.stage(Stage.DONE, compensation=finish):
+            run.platform.set_traffic(run.service, {plan.spec.revision: 100}, run.other_tags)
     except _Stop as stop:
         return stop.result
-    except _Unhealthy as bad:
-        assert plan is not None
-        stage = run.record.stage if run.record else "verify"
-        return _rollback(run, plan, f"verification failed during {stage} ({bad})")
+    except Cancelled as cancel:
+        return cancelled(run, plan, cancel)
     except StoreError as exc:
         # only plan and preflight read the store: nothing was changed yet
         message = f"deploy stopped before any change: {exc}"
-        return DeployResult(1, "refused", message, plan, hint=exc.hint)
+        return DeployResult(1, Outcome.REFUSED, message, plan, hint=exc.hint)
     except (PlatformError, httpx.HTTPError) as exc:
-        if plan is None or run.record is None or run.record.stage in ("plan", "preflight"):
-            return DeployResult(1, "refused", f"deploy stopped before any change: {exc}", plan)
-        return _rollback(run, plan, f"the platform failed during {run.record.stage}: {exc}")
-    with run.stage("done"):
-        run.platform.set_traffic(run.service, {plan.spec.revision: 100}, run.other_tags)
+        if plan is None or run.record is None or run.record.compensation is None:
+            message = f"deploy stopped before any change: {exc}"
+            return DeployResult(1, Outcome.REFUSED, message, plan)
+        return undo(run, plan, f"the platform failed during {run.record.stage}: {exc}")
     message = f"{plan.spec.revision} serves 100% of {run.service} in {run.env.name}"
-    return DeployResult(0, "succeeded", message, plan, run.record, run.report)
-
-
-def _rollback(run: _Run, plan: DeployPlan, why: str) -> DeployResult:
-    with run.stage("rollback"):
-        outcome = roll_back(
-            run.platform,
-            run.client,
-            run.service,
-            plan.previous_split,
-            health=run.health,
-            failed_revision=plan.spec.revision,
-            started=run.first_failure or time.perf_counter(),
-        )
-    run.info(outcome.describe(), "rollback")
-    if outcome.ok:
-        return DeployResult(
-            3,
-            "rolled-back",
-            f"{why}; traffic is back on {', '.join(plan.previous_split) or 'nothing'}",
-            plan,
-            run.record,
-            run.report,
-            outcome,
-        )
-    return DeployResult(
-        4,
-        "rollback-failed",
-        f"{why}; the rollback failed too: {outcome.error}",
-        plan,
-        run.record,
-        run.report,
-        outcome,
-        hint=outcome.human_action(run.env.name, run.service),
-    )
+    return DeployResult(0, Outcome.SUCCEEDED, message, plan, run.record, run.report)

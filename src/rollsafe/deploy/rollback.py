@@ -8,12 +8,12 @@ from typing import Any
 
 import httpx
 
+from rollsafe.deploy.cancel import shielded
 from rollsafe.deploy.health import HealthSpec, verify
+from rollsafe.deploy.stages import Compensation, CompensationKind, run_compensation
 from rollsafe.platforms import Platform, PlatformError
 
 __all__ = ["RollbackOutcome", "roll_back"]
-
-_CANDIDATE = "candidate"
 
 
 @dataclass
@@ -25,11 +25,16 @@ class RollbackOutcome:
     seconds: float | None = None
     verified: bool = False
     error: str = ""
+    #: the compensation deleted the service this deploy created (a failed first deploy)
+    deleted: bool = False
 
     def describe(self) -> str:
         target = ", ".join(f"{rev} {pct}%" for rev, pct in self.to.items()) or "nothing"
         if not self.ok:
             return f"rollback failed: {self.error}"
+        if self.deleted:
+            timing = f" {self.seconds:.2f} s after the first failure" if self.seconds else ""
+            return f"the service this deploy created was deleted{timing}, as before the deploy"
         timing = f" {self.seconds:.2f} s after the first failing probe" if self.seconds else ""
         return f"traffic back on {target}{timing}; previous revision verified healthy"
 
@@ -40,6 +45,7 @@ class RollbackOutcome:
             "seconds": self.seconds,
             "verified": self.verified,
             "error": self.error,
+            "deleted": self.deleted,
         }
 
     def human_action(self, env: str, service: str) -> str:
@@ -60,31 +66,41 @@ def roll_back(
     platform: Platform,
     client: httpx.Client,
     service: str,
-    previous_split: dict[str, int],
+    compensation: Compensation | None,
     *,
     health: HealthSpec,
     failed_revision: str,
     started: float,
 ) -> RollbackOutcome:
-    """Give ``previous_split`` all traffic again, drop the candidate tag, verify health."""
-    if not previous_split:
+    """Run the deploy's ``compensation`` (``run_compensation``) and verify what serves again.
+
+    A restored split is probed until it is healthy; a deleted service is the state before
+    the deploy, with nothing to probe.
+    """
+    if compensation is None or (
+        compensation.kind is CompensationKind.RESTORE and not compensation.split
+    ):
         return RollbackOutcome(
             False, error=f"no earlier revision than {failed_revision} to return to"
         )
     try:
-        current = platform.get_service(service)
-        tags = {t: r for t, r in (current.tags() if current else {}).items() if t != _CANDIDATE}
-        tags = {t: r for t, r in tags.items() if r != failed_revision}
-        info = platform.set_traffic(service, previous_split, tags)
+        with shielded():
+            run_compensation(platform, service, compensation)
+            info = platform.get_service(service)
     except PlatformError as exc:
-        return RollbackOutcome(False, previous_split, error=str(exc))
+        return RollbackOutcome(False, compensation.split, error=str(exc))
     seconds = time.perf_counter() - started
-    if not info.url:
-        return RollbackOutcome(False, previous_split, seconds, error="the service has no URL")
+    if compensation.kind is CompensationKind.DELETE:
+        return RollbackOutcome(True, {}, seconds, verified=True, deleted=True)
+    if info is None or not info.url:
+        return RollbackOutcome(False, compensation.split, seconds, error="the service has no URL")
     ok, results = verify(client, info.url, health, consecutive=2, timeout=15.0)
     if not ok:
         last = results[-1].describe() if results else "no probe"
         return RollbackOutcome(
-            False, previous_split, seconds, error=f"the previous revision is unhealthy too ({last})"
+            False,
+            compensation.split,
+            seconds,
+            error=f"the previous revision is unhealthy too ({last})",
         )
-    return RollbackOutcome(True, previous_split, seconds, verified=True)
+    return RollbackOutcome(True, compensation.split, seconds, verified=True)

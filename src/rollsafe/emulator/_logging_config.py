@@ -14,8 +14,6 @@ language, so a filter it could not evaluate is refused with INVALID_ARGUMENT.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import re
@@ -33,6 +31,7 @@ from rollsafe.emulator._google import (
     to_dict,
 )
 from rollsafe.emulator._logging_filter import compile_entry_filter
+from rollsafe.emulator._logging_names import page_names
 from rollsafe.emulator.db import EmulatorDB
 
 __all__ = ["DEFAULT_SINKS", "LoggingConfig", "project_number"]
@@ -74,8 +73,6 @@ _SINK_MUTABLE = frozenset(
         "output_version_format",
     )
 )
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 1000
 
 LogSink = logging_types.LogSink
 LogMetric = logging_types.LogMetric
@@ -162,7 +159,7 @@ class LoggingConfig:
         self, project: str, page_size: int, page_token: str
     ) -> logging_types.ListSinksResponse:
         self._ensure_default_sinks(project)
-        names, token = _page(self._names(project, "sink"), page_size, page_token)
+        names, token = page_names(self._names(project, "sink"), page_size, page_token)
         sinks = [self._load(LogSink, project, "sink", name) for name in names]
         return logging_types.ListSinksResponse(
             sinks=[sink for sink in sinks if sink is not None], next_page_token=token
@@ -227,7 +224,7 @@ class LoggingConfig:
     def list_metrics(
         self, project: str, page_size: int, page_token: str
     ) -> logging_types.ListLogMetricsResponse:
-        names, token = _page(self._names(project, "metric"), page_size, page_token)
+        names, token = page_names(self._names(project, "metric"), page_size, page_token)
         metrics = [self._load(LogMetric, project, "metric", name) for name in names]
         return logging_types.ListLogMetricsResponse(
             metrics=[metric for metric in metrics if metric is not None], next_page_token=token
@@ -317,16 +314,3 @@ def _mask(text: str) -> tuple[str, ...]:
     """``updateMask`` (camelCase or snake_case paths, comma separated) as field names."""
     names = (part.strip() for part in text.split(",") if part.strip())
     return tuple(re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), name) for name in names)
-
-
-def _page(names: list[str], page_size: int, page_token: str) -> tuple[list[str], str]:
-    size = min(page_size if page_size > 0 else DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    if page_token:
-        try:
-            after = base64.urlsafe_b64decode(page_token.encode()).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            raise invalid_argument(f"Invalid page token {page_token!r}.") from None
-        names = [name for name in names if name > after]
-    page = names[:size]
-    token = base64.urlsafe_b64encode(page[-1].encode()).decode() if len(names) > size else ""
-    return page, token

@@ -120,11 +120,7 @@ class ServicePolicies:
 
 def policies(state: EmulatorState) -> ServicePolicies:
     """The emulator's service policies, created on first use."""
-    found = state.extensions.get(_EXTENSION)
-    if not isinstance(found, ServicePolicies):
-        found = ServicePolicies(state.db)
-        state.extensions[_EXTENSION] = found
-    return found
+    return state.extension(_EXTENSION, ServicePolicies, lambda: ServicePolicies(state.db))
 
 
 class ServiceAccess:

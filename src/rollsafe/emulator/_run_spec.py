@@ -46,6 +46,7 @@ __all__ = [
     "new_etag",
     "new_revision",
     "new_service",
+    "next_generation",
     "parse_location",
     "parse_name",
     "resolve_traffic",
@@ -375,3 +376,20 @@ def mark_reconciling(service: run_v2.Service, now: datetime) -> None:
     state = run_v2.Condition.State.CONDITION_RECONCILING
     service.reconciling = True
     service.terminal_condition = condition("Ready", state, when=now)
+
+
+def next_generation(
+    current: run_v2.Service, wanted: run_v2.Service, paths: list[str] | tuple[str, ...]
+) -> run_v2.Service:
+    """``current`` with ``paths`` taken from ``wanted``, as its next generation: a new etag,
+    update time and modifier, and Reconciling until its operation finishes. Both the v2
+    update and the Knative v1 replace go through here, so they stamp a change alike."""
+    service: run_v2.Service = run_v2.Service.deserialize(run_v2.Service.serialize(current))
+    copy_fields(wanted, service, paths)
+    now = datetime.now(UTC)
+    service.generation = current.generation + 1
+    service.update_time = now
+    service.last_modifier = CREATOR
+    service.etag = new_etag(service.uid, service.generation)
+    mark_reconciling(service, now)
+    return service

@@ -14,7 +14,6 @@ the router. An ``etag`` that does not match is 409 ABORTED, as AIP-154 asks.
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 
 from google.cloud import run_v2
 from google.longrunning import operations_pb2  # type: ignore[import-untyped]
@@ -36,12 +35,9 @@ from rollsafe.emulator._google import (
 from rollsafe.emulator._reconcile import Reconciler
 from rollsafe.emulator._request_log import RequestLog
 from rollsafe.emulator._run_spec import (
-    CREATOR,
     aborted,
-    copy_fields,
-    mark_reconciling,
-    new_etag,
     new_service,
+    next_generation,
     parse_name,
 )
 from rollsafe.emulator._run_store import RunStore, page_size
@@ -254,14 +250,7 @@ class _Api:
                 f"The etag {body.etag} does not match the service's current etag {current.etag}:"
                 " it changed since it was read."
             )
-        service = run_v2.Service.deserialize(run_v2.Service.serialize(current))
-        copy_fields(body, service, paths)
-        now = datetime.now(UTC)
-        service.generation = current.generation + 1
-        service.update_time = now
-        service.last_modifier = CREATOR
-        service.etag = new_etag(service.uid, service.generation)
-        mark_reconciling(service, now)
+        service = next_generation(current, body, paths)
         check_service(service, rec.store)
         return _start(rec, request, service)
 

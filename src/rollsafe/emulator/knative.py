@@ -18,7 +18,6 @@ id (Cloud Run answers the project number; the emulator has no numbers).
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from google.cloud import run_v2
@@ -38,12 +37,9 @@ from rollsafe.emulator._knative import (
 )
 from rollsafe.emulator._reconcile import Reconciler
 from rollsafe.emulator._run_spec import (
-    CREATOR,
     SETTABLE_FIELDS,
     aborted,
-    copy_fields,
-    mark_reconciling,
-    new_etag,
+    next_generation,
     parse_name,
 )
 from rollsafe.emulator._run_store import MAX_PAGE_SIZE
@@ -115,6 +111,14 @@ def _matches(obj: dict[str, Any], selector: dict[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 
 
+def _list(request: Request, kind: str, items: list[dict[str, Any]]) -> Response:
+    """A v1 ``kind`` list of the ``items`` the request's labelSelector matches (one page:
+    gcloud sends no limit, and the v2 API's largest page bounds it)."""
+    selector = _label_selector(request)
+    matching = [item for item in items if _matches(item, selector)][:MAX_PAGE_SIZE]
+    return JSONResponse(_list_body(kind, matching, request.url.path))
+
+
 class _Api:
     def __init__(self, state: EmulatorState) -> None:
         self.state = state
@@ -136,20 +140,14 @@ class _Api:
 
     async def list_services(self, request: Request) -> Response:
         project = request.path_params["namespace"]
-        region = _region(request)
-        items = [service_json(s) for s in self._services(project, region)]
-        selector = _label_selector(request)
-        items = [i for i in items if _matches(i, selector)][:MAX_PAGE_SIZE]
-        return JSONResponse(_list_body("ServiceList", items, request.url.path))
+        services = self._services(project, _region(request))
+        return _list(request, "ServiceList", [service_json(s) for s in services])
 
     async def list_global(self, request: Request) -> Response:
         """``projects.locations.services.list``: one region, or ``-`` for all of them."""
-        project = request.path_params["project"]
-        region = request.path_params["location"]
-        items = [service_json(s) for s in self._services(project, region)]
-        selector = _label_selector(request)
-        items = [i for i in items if _matches(i, selector)][:MAX_PAGE_SIZE]
-        return JSONResponse(_list_body("ServiceList", items, request.url.path))
+        params = request.path_params
+        services = self._services(params["project"], params["location"])
+        return _list(request, "ServiceList", [service_json(s) for s in services])
 
     async def service(self, request: Request) -> Response:
         project = request.path_params["namespace"]
@@ -207,15 +205,7 @@ class _Api:
                 "the latest version and try again"
             )
         rec = self.rec
-        wanted = service_spec(body, current)
-        service = run_v2.Service.deserialize(run_v2.Service.serialize(current))
-        copy_fields(wanted, service, _REPLACED)
-        now = datetime.now(UTC)
-        service.generation = current.generation + 1
-        service.update_time = now
-        service.last_modifier = CREATOR
-        service.etag = new_etag(service.uid, service.generation)
-        mark_reconciling(service, now)
+        service = next_generation(current, service_spec(body, current), _REPLACED)
         check_service(service, rec.store)
         rec.store.put_service(service)
         parent = service.name.rsplit("/services/", 1)[0]
@@ -257,10 +247,7 @@ class _Api:
 
     async def list_revisions(self, request: Request) -> Response:
         project = request.path_params["namespace"]
-        items = self._revisions(project, _region(request))
-        selector = _label_selector(request)
-        items = [i for i in items if _matches(i, selector)][:MAX_PAGE_SIZE]
-        return JSONResponse(_list_body("RevisionList", items, request.url.path))
+        return _list(request, "RevisionList", self._revisions(project, _region(request)))
 
     async def revision(self, request: Request) -> Response:
         project = request.path_params["namespace"]

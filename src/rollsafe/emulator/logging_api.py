@@ -21,8 +21,6 @@ transports only, so it cannot reach this (HTTP/1.1) server. Any other Logging pa
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -41,14 +39,11 @@ from rollsafe.emulator._google import (
 )
 from rollsafe.emulator._logging_config import LoggingConfig
 from rollsafe.emulator._logging_entries import list_entries, write_entries
-from rollsafe.emulator._logging_names import log_name, split_log_name
+from rollsafe.emulator._logging_names import log_name, page_names, split_log_name
 from rollsafe.emulator.logs import LogSink
 from rollsafe.emulator.state import EmulatorState
 
 __all__ = ["routes"]
-
-DEFAULT_LOGS_PAGE_SIZE = 100
-MAX_LOGS_PAGE_SIZE = 1000
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -186,16 +181,7 @@ def routes(state: EmulatorState) -> list[BaseRoute]:
 def _list_logs(
     logs: LogSink, project: str, page_size: int, page_token: str
 ) -> logging_types.ListLogsResponse:
-    names = logs.log_names(project)
-    size = min(page_size if page_size > 0 else DEFAULT_LOGS_PAGE_SIZE, MAX_LOGS_PAGE_SIZE)
-    if page_token:
-        try:
-            after = base64.urlsafe_b64decode(page_token.encode()).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            raise invalid_argument(f"Invalid page token {page_token!r}.") from None
-        names = [name for name in names if name > after]
-    selected = names[:size]
-    token = base64.urlsafe_b64encode(selected[-1].encode()).decode() if len(names) > size else ""
+    selected, token = page_names(logs.log_names(project), page_size, page_token)
     return logging_types.ListLogsResponse(log_names=selected, next_page_token=token)
 
 

@@ -120,11 +120,7 @@ class SecretAccessError(GoogleError):
 
 def secrets_store(state: EmulatorState) -> SecretsStore:
     """The Secret Manager storage of an emulator state (created on first use)."""
-    store = state.extensions.get(_EXTENSION)
-    if store is None:
-        store = state.extensions.setdefault(_EXTENSION, SecretsStore(state.db, state.cipher))
-    assert isinstance(store, SecretsStore)
-    return store
+    return state.extension(_EXTENSION, SecretsStore, lambda: SecretsStore(state.db, state.cipher))
 
 
 def resolve_secret_env(

@@ -16,9 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rollsafe.emulator._ownership import (
+    PROCESSES_SCHEMA,
+    ensure_processes_table,
+    instance_id,
+    owned_group,
+    owned_process,
+    start_time,
+)
 from rollsafe.errors import RollsafeError, UsageError
+from rollsafe.state.paths import ensure_state_dir
 
 __all__ = [
+    "PROCESSES_SCHEMA",
     "EmulatorStatus",
     "emulator_status",
     "endpoint_answers",
@@ -33,15 +43,6 @@ LOG_FILE = "emulator.log"
 HOST = "127.0.0.1"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
-
-#: revision process groups, written by the supervisor so `stop` can sweep leftovers
-PROCESSES_SCHEMA = """
-CREATE TABLE IF NOT EXISTS processes (
-    pgid INTEGER PRIMARY KEY,
-    revision TEXT NOT NULL,
-    started TEXT NOT NULL
-);
-"""
 
 
 #: emulators this process started, kept until stopped: a Popen collected while its child
@@ -148,11 +149,11 @@ def run_emulator(state_dir: Path, port: int = 0) -> None:
     from rollsafe.emulator.app import build_app
     from rollsafe.emulator.state import EmulatorState
 
-    state_dir.mkdir(parents=True, exist_ok=True)
+    ensure_state_dir(state_dir)
     previous = _read_run_file(state_dir) or {}
     port = _free_port(port or int(previous.get("port", 0)))
     state = EmulatorState.open(state_dir)
-    state.db.ensure_schema(PROCESSES_SCHEMA)
+    ensure_processes_table(state.db.query)
     endpoint = f"http://{HOST}:{port}"
     state.endpoint = endpoint
     run_file = state_dir / RUN_FILE
@@ -160,7 +161,14 @@ def run_emulator(state_dir: Path, port: int = 0) -> None:
         build_app(state), host=HOST, port=port, log_level="warning", lifespan="on"
     )
     server = uvicorn.Server(config)
-    info = {"pid": os.getpid(), "port": port, "endpoint": endpoint, "started": time.time()}
+    info = {
+        "pid": os.getpid(),
+        # with the pid, what proves to `stop` that a live pid is still this emulator
+        "start_time": start_time(os.getpid()),
+        "port": port,
+        "endpoint": endpoint,
+        "started": time.time(),
+    }
     run_file.write_text(json.dumps(info))
     try:
         server.run()
@@ -180,7 +188,7 @@ def start_emulator(
     status = emulator_status(state_dir)
     if status.running:
         return status
-    state_dir.mkdir(parents=True, exist_ok=True)
+    ensure_state_dir(state_dir)
     (state_dir / RUN_FILE).unlink(missing_ok=True)
     command = [sys.executable, "-m", "rollsafe.emulator", "run", "--state-dir", str(state_dir)]
     if port:
@@ -214,17 +222,23 @@ def start_emulator(
 
 
 def _sweep_processes(state_dir: Path) -> None:
-    """Kill any revision process group the supervisor recorded and did not reap."""
+    """Kill any revision process group the supervisor recorded and did not reap.
+
+    Only groups it can prove are this emulator's (``owned_group``: the recorded start time
+    and the state directory's marker); every row is dropped, proved or stale.
+    """
     db = state_dir / "emulator.sqlite3"
     if not db.exists():
         return
+    instance = instance_id(state_dir)
     try:
         with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:
-            conn.executescript(PROCESSES_SCHEMA)
-            pgids = [row[0] for row in conn.execute("SELECT pgid FROM processes")]
-            for pgid in pgids:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pgid, signal.SIGKILL)
+            ensure_processes_table(lambda sql: conn.execute(sql).fetchall())
+            rows = conn.execute("SELECT pgid, start_time FROM processes").fetchall()
+            for pgid, started in rows:
+                if owned_group(pgid, started, instance):
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(pgid, signal.SIGKILL)
             conn.execute("DELETE FROM processes")
             conn.commit()
     except sqlite3.Error:
@@ -232,17 +246,22 @@ def _sweep_processes(state_dir: Path) -> None:
 
 
 def stop_emulator(state_dir: Path, timeout: float = STOP_TIMEOUT) -> bool:
-    """Stop the emulator and every revision process. True if one was running."""
+    """Stop the emulator and every revision process. True if one was running.
+
+    The pid in ``emulator.json`` is signalled only if it still is the process that wrote
+    the file (same start time); a stale file naming a reused pid is just removed.
+    """
     state_dir = state_dir.resolve()
-    data = _read_run_file(state_dir)
-    pid = int(data.get("pid", 0)) if data else 0
-    was_running = bool(pid) and _alive(pid)
+    data = _read_run_file(state_dir) or {}
+    pid = int(data.get("pid", 0) or 0)
+    recorded = data.get("start_time")
+    was_running = bool(pid) and _alive(pid) and owned_process(pid, recorded)
     if was_running:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.05)
-        if _alive(pid):
+        if _alive(pid) and owned_process(pid, recorded):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
     (state_dir / RUN_FILE).unlink(missing_ok=True)

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rollsafe.emulator.crypto import PayloadCipher
 from rollsafe.emulator.db import EmulatorDB
 from rollsafe.emulator.logs import LogSink
+from rollsafe.state.paths import ensure_state_dir
 
 __all__ = ["EmulatorState"]
 
 DB_FILE = "emulator.sqlite3"
 KEY_FILE = "emulator.key"
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -35,7 +39,7 @@ class EmulatorState:
     def open(cls, state_dir: Path | str) -> EmulatorState:
         """Open (creating if needed) the state in ``state_dir``."""
         path = Path(state_dir)
-        path.mkdir(parents=True, exist_ok=True)
+        ensure_state_dir(path)  # with its .gitignore: the key must stay out of git
         db = EmulatorDB(path / DB_FILE)
         return cls(
             state_dir=path,
@@ -43,6 +47,17 @@ class EmulatorState:
             cipher=PayloadCipher(path / KEY_FILE),
             logs=LogSink(db),
         )
+
+    def extension(self, name: str, kind: type[T], create: Callable[[], T]) -> T:
+        """The ``kind`` object kept in ``extensions`` under ``name``, made by ``create`` on
+        first use: for what an API needs before (or without) its ``startup`` hook."""
+        found = self.extensions.get(name)
+        if found is None:
+            # setdefault: of two request threads racing here, both get the one stored first
+            found = self.extensions.setdefault(name, create())
+        if not isinstance(found, kind):
+            raise TypeError(f"extension {name!r} is a {type(found).__name__}, not {kind.__name__}")
+        return found
 
     def close(self) -> None:
         self.db.close()

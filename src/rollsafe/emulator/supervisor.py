@@ -25,7 +25,6 @@ import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import IO, Any
 
 from rollsafe.emulator._instance import (
@@ -44,8 +43,14 @@ from rollsafe.emulator._instance import (
     secret_path,
     signal_group,
 )
+from rollsafe.emulator._ownership import (
+    INSTANCE_ENV,
+    ensure_processes_table,
+    instance_id,
+    owned_group,
+    start_time,
+)
 from rollsafe.emulator.logs import SEVERITIES
-from rollsafe.emulator.server import PROCESSES_SCHEMA
 from rollsafe.emulator.state import EmulatorState
 
 __all__ = [
@@ -105,22 +110,20 @@ class Supervisor:
         self.resolve_secret = resolve_secret
         self.stop_grace = stop_grace
         self._instances: dict[str, _Instance] = {}
-        state.db.ensure_schema(PROCESSES_SCHEMA)
+        #: set on every revision process: what lets a sweep prove a group is ours
+        self.instance = instance_id(state.state_dir)
+        ensure_processes_table(state.db.query)
         self._sweep_leftovers()
 
     def _sweep_leftovers(self) -> None:
         """Kill the process groups a previous emulator left (it was killed, not stopped).
 
-        Only groups whose leader still runs with the recorded revision's ``K_REVISION`` are
-        killed: after a reboot a recorded pgid may belong to an unrelated process.
+        Only groups whose leader is provably ours are killed (its recorded start time and
+        this state directory's marker in its environment): after a reboot a recorded pgid
+        may belong to an unrelated process.
         """
-        for row in self.state.db.query("SELECT pgid, revision FROM processes"):
-            marker = f"K_REVISION={row['revision'].rsplit('/', 1)[-1]}".encode()
-            try:
-                environ = Path(f"/proc/{row['pgid']}/environ").read_bytes()
-            except OSError:
-                continue
-            if marker in environ.split(b"\0"):
+        for row in self.state.db.query("SELECT pgid, start_time FROM processes"):
+            if owned_group(row["pgid"], row["start_time"], self.instance):
                 signal_group(row["pgid"], signal.SIGKILL)
         self.state.db.execute("DELETE FROM processes")
 
@@ -227,6 +230,7 @@ class Supervisor:
             K_SERVICE=spec.service,
             K_REVISION=spec.revision,
             K_CONFIGURATION=spec.service,
+            **{INSTANCE_ENV: self.instance},
         )
         if not spec.argv:
             raise RevisionStartError(
@@ -304,8 +308,15 @@ class Supervisor:
             process.wait()
             return process
         self.state.db.execute(
-            "INSERT OR REPLACE INTO processes (pgid, revision, started) VALUES (?, ?, ?)",
-            (process.pid, spec.name, datetime.now(UTC).isoformat()),
+            "INSERT OR REPLACE INTO processes (pgid, revision, started, start_time, instance) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (
+                process.pid,
+                spec.name,
+                datetime.now(UTC).isoformat(),
+                start_time(process.pid),
+                self.instance,
+            ),
         )
         assert process.stdout is not None
         assert process.stderr is not None

@@ -213,8 +213,4 @@ class TokenVerifier:
 
 def issuer(state: EmulatorState) -> TokenIssuer:
     """The emulator's token issuer, created (with its key) on first use."""
-    found = state.extensions.get(_EXTENSION)
-    if not isinstance(found, TokenIssuer):
-        found = TokenIssuer(state.state_dir)
-        state.extensions[_EXTENSION] = found
-    return found
+    return state.extension(_EXTENSION, TokenIssuer, lambda: TokenIssuer(state.state_dir))

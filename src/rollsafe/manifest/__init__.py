@@ -3,6 +3,7 @@
 from rollsafe.manifest.loader import DEFAULT_MANIFEST, LoadedManifest, load_manifest
 from rollsafe.manifest.models import Manifest
 from rollsafe.manifest.resolved import (
+    ResolvedAnalysis,
     ResolvedEnvironment,
     ResolvedHealth,
     ResolvedJwtSecret,
@@ -17,6 +18,7 @@ __all__ = [
     "DEFAULT_MANIFEST",
     "LoadedManifest",
     "Manifest",
+    "ResolvedAnalysis",
     "ResolvedEnvironment",
     "ResolvedHealth",
     "ResolvedJwtSecret",

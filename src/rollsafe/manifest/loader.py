@@ -16,6 +16,7 @@ from rollsafe.manifest._errors import format_key_path, from_validation_error
 from rollsafe.manifest._yaml import LineMap, YamlSyntaxError, load_yaml
 from rollsafe.manifest.models import EnvSpec, Manifest, Service
 from rollsafe.manifest.resolved import (
+    ResolvedAnalysis,
     ResolvedEnvironment,
     ResolvedHealth,
     ResolvedJwtSecret,
@@ -113,6 +114,7 @@ class LoadedManifest:
         jwt = svc.jwt_secret
         jwt_path: tuple[str, ...] = (*base, "jwt_secret")
         public = svc.public
+        analysis = svc.analysis
         if override is not None:
             for key, entry in override.env.items():
                 previous = env_vars.get(key)
@@ -144,6 +146,7 @@ class LoadedManifest:
             command = override.command or command
             workdir = override.workdir or workdir
             health = override.health or health
+            analysis = override.analysis or analysis
             if override.jwt_secret is not None:
                 jwt, jwt_path = override.jwt_secret, (*over, "jwt_secret")
             if override.public is not None:
@@ -175,6 +178,7 @@ class LoadedManifest:
                     timeout=health.startup.timeout,
                     failure_threshold=health.startup.failure_threshold,
                 ),
+                cold_start=health.cold_start,
             ),
             env=env_vars,
             secrets=secrets,
@@ -187,6 +191,13 @@ class LoadedManifest:
                 line=self.lines.line_of(jwt_path),
             ),
             public=public,
+            analysis=ResolvedAnalysis(
+                max_error_rate=analysis.max_error_rate,
+                max_p95_latency=analysis.max_p95_latency,
+                min_requests=analysis.min_requests,
+                step_seconds=analysis.step_seconds,
+                require_traffic=analysis.require_traffic,
+            ),
         )
 
 

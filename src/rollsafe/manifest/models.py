@@ -21,6 +21,7 @@ from pydantic import (
 from rollsafe.rules import RULES, RuleRef, parse_rule
 
 __all__ = [
+    "Analysis",
     "EnvSpec",
     "Environment",
     "HealthCheck",
@@ -205,10 +206,36 @@ class HealthCheck(_Model):
     consecutive: int = Field(default=3, ge=1, le=100, description="Passes needed in a row.")
     interval: Duration = Field(default=0.5, description="Pause between verification probes.")
     verify_timeout: Duration = Field(default=30.0, description="Give up verifying after this.")
+    cold_start: Duration = Field(
+        default=10.0,
+        description="How long the first probe after a revision becomes ready (or scales from "
+        "zero) may take, instead of `max_latency`. See docs/deploy.md#cold-starts.",
+    )
     startup: StartupCheck = Field(
         default_factory=StartupCheck,
         description="The startup probe on `path` that Cloud Run runs before the revision may "
         "take traffic. See docs/startup-probes.md.",
+    )
+
+
+class Analysis(_Model):
+    """How a canary step judges the new revision's real requests (Cloud Run request logs)."""
+
+    max_error_rate: float = Field(
+        default=0.01, ge=0, le=1, description="Largest share of 5xx answers, 0.01 is 1%."
+    )
+    max_p95_latency: Duration | None = Field(
+        default=None, description="Slower 95th percentile latency fails the step."
+    )
+    min_requests: int = Field(
+        default=20, ge=1, description="Fewer requests than this: judged by probes alone."
+    )
+    step_seconds: Duration = Field(
+        default=10.0, gt=0, description="How long each canary step lasts and is judged over."
+    )
+    require_traffic: bool = Field(
+        default=False,
+        description="Fail a step with fewer than `min_requests` requests (fail closed).",
     )
 
 
@@ -263,6 +290,7 @@ class ServiceOverride(_Model):
     command: list[Scalar] | None = None
     workdir: str | None = None
     health: HealthCheck | None = None
+    analysis: Analysis | None = None
     env: dict[str, EnvEntry] = Field(default_factory=dict)
     secrets: dict[str, SecretOverride] = Field(default_factory=dict)
     jwt_secret: JwtSecretConfig | None = None
@@ -279,6 +307,10 @@ class Service(_Model):
     command: list[Scalar] | None = None
     workdir: str | None = None
     health: HealthCheck = Field(default_factory=HealthCheck)
+    analysis: Analysis = Field(
+        default_factory=Analysis,
+        description="How canary steps judge real requests. See docs/deploy.md#canary-analysis.",
+    )
     env: dict[str, EnvEntry] = Field(default_factory=dict)
     secrets: dict[str, SecretSpec] = Field(default_factory=dict)
     jwt_secret: JwtSecretConfig | None = None

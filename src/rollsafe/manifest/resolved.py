@@ -9,6 +9,7 @@ from typing import Any
 from rollsafe.rules import RuleRef
 
 __all__ = [
+    "ResolvedAnalysis",
     "ResolvedEnvironment",
     "ResolvedJwtSecret",
     "ResolvedSecret",
@@ -67,6 +68,19 @@ class ResolvedHealth:
     interval: float = 0.5
     verify_timeout: float = 30.0
     startup: ResolvedStartup = field(default_factory=ResolvedStartup)
+    #: how long the first probe after Ready or a scale from zero may take (not max_latency)
+    cold_start: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedAnalysis:
+    """How a canary step judges the new revision's requests (``analysis:``)."""
+
+    max_error_rate: float = 0.01
+    max_p95_latency: float | None = None
+    min_requests: int = 20
+    step_seconds: float = 10.0
+    require_traffic: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +108,7 @@ class ResolvedService:
     jwt_secret: ResolvedJwtSecret | None = None
     #: anyone may call it (``allUsers`` has ``roles/run.invoker``); private by default
     public: bool = False
+    analysis: ResolvedAnalysis = field(default_factory=ResolvedAnalysis)
 
     def plain_values(self) -> dict[str, str]:
         """Name to value of every plain variable (never secrets)."""

@@ -199,6 +199,11 @@ class Platform(Adapter):
     ) -> ServiceInfo:
         """Route ``split`` (revision -> percent, summing to 100) and exactly ``tags``."""
 
+    def delete_service(self, service: str) -> None:
+        """Delete ``service`` and its revisions (a failed first deploy is undone so).
+        Raises ``PlatformError`` where the platform cannot."""
+        raise PlatformError(f"{self.description} cannot delete services")
+
     @abstractmethod
     def get_invokers(self, service: str) -> frozenset[str]:
         """The members granted ``roles/run.invoker`` on ``service`` by its IAM policy

@@ -232,16 +232,21 @@ class CloudRunPlatform(Platform):
         run = self._run
         kind = run.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION
         targets = []
-        tag_of = {rev: tag for tag, rev in tags.items()}
+        # a revision may carry several tags: each one past the first is a 0% target of its own
+        tags_of: dict[str, list[str]] = {}
+        for tag, rev in tags.items():
+            tags_of.setdefault(rev, []).append(tag)
         for revision, percent in split.items():
             if percent <= 0:
                 continue
-            tag = tag_of.pop(revision, "")
+            own = tags_of.get(revision, [])
+            tag = own.pop(0) if own else ""
             targets.append(
                 run.TrafficTarget(type_=kind, revision=revision, percent=percent, tag=tag)
             )
-        for revision, tag in tag_of.items():
-            targets.append(run.TrafficTarget(type_=kind, revision=revision, percent=0, tag=tag))
+        for revision, rest in tags_of.items():
+            for tag in rest:
+                targets.append(run.TrafficTarget(type_=kind, revision=revision, percent=0, tag=tag))
         return targets
 
     def _wait(self, operation: Any, what: str, revision: str | None = None) -> Any:
@@ -306,6 +311,11 @@ class CloudRunPlatform(Platform):
         fresh = self.get_service(service)
         assert fresh is not None
         return fresh
+
+    def delete_service(self, service: str) -> None:
+        with _map_errors(f"delete service {service}"):
+            operation = self._services.delete_service(name=self._name(service))
+        self._wait(operation, f"delete service {service}")
 
     # -- access (the service's IAM policy) --
     def _policy(self, service: str) -> Any:

@@ -8,6 +8,10 @@ that gave up) and the application's output on ``stdout``/``stderr``, where the s
 guard's JSON line arrives as a CRITICAL entry. ``rollsafe deploy`` reads them here, with the
 same code on Google and on the emulator.
 
+During a canary, ``request_stats`` reads the service's request log
+(``run.googleapis.com/requests``, one entry per request Cloud Run's front end served) over a
+time window and counts, per revision, the requests, the 5xx answers and the latencies.
+
 ``CloudLoggingRevisionLogs`` uses the official ``google-cloud-logging`` client (its REST
 transport), pointed at the emulator when an endpoint is given and at Google's defaults (ADC)
 otherwise; vendor errors are mapped in ``_map_errors`` only. ``InMemoryRevisionLogs`` is the
@@ -25,24 +29,29 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from rollsafe._adapter import Adapter
 from rollsafe._gcp import import_google
 from rollsafe.platforms.base import PlatformError, PlatformUnavailableError
 
 __all__ = [
+    "REQUEST_LOG",
     "SYSTEM_LOG",
     "CloudLoggingRevisionLogs",
     "InMemoryRevisionLogs",
     "LogLine",
+    "RequestStats",
     "RevisionLogs",
     "StartFailure",
+    "request_filter",
     "start_filter",
 ]
 
 #: the log Cloud Run writes its own words about an instance to (URL-encoded in logName)
 SYSTEM_LOG = "run.googleapis.com/varlog/system"
+#: the log of the requests Cloud Run's front end served (URL-encoded in logName)
+REQUEST_LOG = "run.googleapis.com/requests"
 #: how long ``start_failure`` keeps reading: entries reach Cloud Logging seconds late
 DEFAULT_WAIT = 10.0
 _POLL = 0.5
@@ -82,6 +91,43 @@ class StartFailure:
         if self.critical:
             parts.append(f"start-up guard (CRITICAL): {self.critical}")
         return " ".join(parts) or None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestStats:
+    """The requests one revision answered in a window: how many, how many 5xx, latencies."""
+
+    revision: str
+    requests: int = 0
+    errors: int = 0
+    #: seconds, one per request that logged a latency
+    latencies: tuple[float, ...] = ()
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    def p95(self) -> float | None:
+        """The 95th percentile latency (nearest rank), or None without latencies."""
+        if not self.latencies:
+            return None
+        ordered = sorted(self.latencies)
+        rank = max(1, -(-95 * len(ordered) // 100))  # ceil(0.95 n)
+        return ordered[rank - 1]
+
+
+def _count(entries: list[tuple[str, int, float | None]]) -> dict[str, RequestStats]:
+    """(revision, status, latency) per request -> stats per revision, in first-seen order."""
+    counts: dict[str, tuple[int, int, list[float]]] = {}
+    for revision, status, latency in entries:
+        total, errors, latencies = counts.setdefault(revision, (0, 0, []))
+        if latency is not None:
+            latencies.append(latency)
+        counts[revision] = (total + 1, errors + (status >= 500), latencies)
+    return {
+        rev: RequestStats(rev, total, errors, tuple(lat))
+        for rev, (total, errors, lat) in counts.items()
+    }
 
 
 def _is_platform_line(line: LogLine) -> bool:
@@ -125,6 +171,15 @@ class RevisionLogs(Adapter):
                 return found
             sleep(_POLL)
 
+    @abstractmethod
+    def request_stats(
+        self, service: str, start: float, end: float, *, exclude_host: str | None = None
+    ) -> dict[str, RequestStats]:
+        """Per revision, the requests of ``service`` whose timestamp is in ``[start, end)``
+        (``time.time()`` seconds). Requests to ``exclude_host`` (a tag URL's host: the
+        deploy's own probes) and requests no revision answered are left out. Raises
+        ``PlatformError`` when the logs cannot be read."""
+
 
 class InMemoryRevisionLogs(RevisionLogs):
     """The twin: entries kept in a list per (service, revision), added with ``add``."""
@@ -134,10 +189,41 @@ class InMemoryRevisionLogs(RevisionLogs):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._lines: dict[tuple[str, str], list[LogLine]] = {}
+        self._requests: list[tuple[str, str, float, int, float, str]] = []
 
     def add(self, service: str, revision: str, line: LogLine) -> None:
         with self._lock:
             self._lines.setdefault((service, revision), []).append(line)
+
+    def add_request(
+        self,
+        service: str,
+        revision: str,
+        *,
+        at: float,
+        status: int,
+        latency: float = 0.01,
+        host: str = "",
+    ) -> None:
+        """One request-log entry: ``revision`` answered ``status`` at ``at`` (time.time())."""
+        with self._lock:
+            self._requests.append((service, revision, at, status, latency, host))
+
+    def request_stats(
+        self, service: str, start: float, end: float, *, exclude_host: str | None = None
+    ) -> dict[str, RequestStats]:
+        with self._lock:
+            rows = list(self._requests)
+        return _count(
+            [
+                (revision, status, latency)
+                for svc, revision, at, status, latency, host in rows
+                if svc == service
+                and revision
+                and start <= at < end
+                and not (exclude_host and host == exclude_host)
+            ]
+        )
 
     def start_entries(self, service: str, revision: str) -> list[LogLine]:
         with self._lock:
@@ -155,6 +241,39 @@ def start_filter(project: str, service: str, revision: str) -> str:
         f' AND resource.labels.revision_name="{revision}"'
         f' AND (logName="{system}" OR severity>=CRITICAL)'
     )
+
+
+def _rfc3339(moment: float) -> str:
+    whole = int(moment)
+    micros = round((moment - whole) * 1e6)
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{micros:06d}Z"
+
+
+def request_filter(project: str, service: str, start: float, end: float) -> str:
+    """The Logging query for a service's request-log entries in ``[start, end)``."""
+    log = f"projects/{project}/logs/{REQUEST_LOG.replace('/', '%2F')}"
+    return (
+        f'logName="{log}"'
+        ' AND resource.type="cloud_run_revision"'
+        f' AND resource.labels.service_name="{service}"'
+        f' AND timestamp>="{_rfc3339(start)}" AND timestamp<"{_rfc3339(end)}"'
+    )
+
+
+def _latency(raw: Any) -> float | None:
+    """``"0.123s"`` (the JSON form of a protobuf Duration) -> 0.123."""
+    if isinstance(raw, str) and raw.endswith("s"):
+        try:
+            return float(raw[:-1])
+        except ValueError:
+            return None
+    return None
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).netloc.lower()
 
 
 @contextmanager
@@ -256,6 +375,31 @@ class CloudLoggingRevisionLogs(RevisionLogs):
                 )
                 for entry in entries
             ]
+
+    def request_stats(
+        self, service: str, start: float, end: float, *, exclude_host: str | None = None
+    ) -> dict[str, RequestStats]:
+        logging = import_google("google.cloud.logging")
+        skip = exclude_host.lower() if exclude_host else None
+        rows: list[tuple[str, int, float | None]] = []
+        with _map_errors(f"read the request logs of {service}"):
+            entries = self._logging_client().list_entries(
+                resource_names=[f"projects/{self.project}"],
+                filter_=request_filter(self.project, service, start, end),
+                order_by=logging.ASCENDING,
+                page_size=1000,
+            )
+            for entry in entries:
+                labels = entry.resource.labels if entry.resource is not None else {}
+                revision = (labels or {}).get("revision_name") or ""
+                request = entry.http_request or {}
+                status = request.get("status")
+                if not revision or not isinstance(status, int):
+                    continue  # refused by the front end, or not a request entry
+                if skip and _host(str(request.get("requestUrl") or "")) == skip:
+                    continue
+                rows.append((revision, status, _latency(request.get("latency"))))
+        return _count(rows)
 
     def close(self) -> None:
         if self._client is not None:

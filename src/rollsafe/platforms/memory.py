@@ -121,6 +121,13 @@ class InMemoryPlatform(Platform):
             self._services[service] = updated
             return updated
 
+    def delete_service(self, service: str) -> None:
+        with self._lock:
+            if self._services.pop(service, None) is None:
+                raise PlatformError(f"service {service} not found")
+            self._revisions.pop(service, None)
+            self._invokers.pop(service, None)
+
     @staticmethod
     def not_ready_message(revision: str, port: int = 8080) -> str:
         """Cloud Run's fixed message for a revision that exited or failed its probe."""

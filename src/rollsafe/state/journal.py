@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rollsafe.errors import RollsafeError
+from rollsafe.state.paths import ensure_state_dir
 
 __all__ = ["DeployJournal", "DeployLockedError", "DeployRecord", "who_am_i"]
 
@@ -50,6 +51,7 @@ CREATE TABLE IF NOT EXISTS deploys (
     exit_code INTEGER,
     message TEXT,
     rollback TEXT,
+    compensation TEXT,
     started REAL NOT NULL,
     finished REAL
 );
@@ -137,6 +139,9 @@ class DeployRecord:
     message: str | None = None
     rollback: dict[str, Any] | None = None
     finished: float | None = None
+    #: what undoes this attempt's changes (``deploy.stages.Compensation.to_dict``), written
+    #: before the stage that makes them; None while nothing was changed
+    compensation: dict[str, Any] | None = None
 
     @property
     def in_progress(self) -> bool:
@@ -165,25 +170,38 @@ class DeployRecord:
             "exit_code": self.exit_code,
             "message": self.message,
             "rollback": self.rollback,
+            "compensation": self.compensation,
             "started": self.started,
             "finished": self.finished,
         }
 
 
-_JSON_FIELDS = {"findings", "stages", "rollback", "previous_split"}
+_JSON_FIELDS = {"findings", "stages", "rollback", "previous_split", "compensation"}
+
+#: columns added after the first release: (name, SQL type); older journals gain them on open
+_MIGRATIONS = (("compensation", "TEXT"),)
 
 
 class DeployJournal:
     """Deploy records and per-service locks in ``journal.sqlite3``."""
 
     def __init__(self, state_dir: Path) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        ensure_state_dir(state_dir)  # with its .gitignore
         self.path = state_dir / JOURNAL_FILE
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add the columns a journal written by an older rollsafe lacks (its rows keep
+        every field they had; the new ones read as empty)."""
+        have = {row["name"] for row in self._conn.execute("PRAGMA table_info(deploys)")}
+        for name, kind in _MIGRATIONS:
+            if name not in have:
+                self._conn.execute(f"ALTER TABLE deploys ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         self._conn.close()
@@ -249,10 +267,11 @@ class DeployJournal:
             self._conn.execute(f"UPDATE deploys SET {sets} WHERE id = ?", [*values, record.id])
         return record
 
-    def stage(self, record: DeployRecord, name: str) -> DeployRecord:
-        """Record that stage ``name`` starts now."""
+    def stage(self, record: DeployRecord, name: str, **changes: Any) -> DeployRecord:
+        """Record that stage ``name`` starts now, with ``changes`` (its compensation) in the
+        same write: a kill can never see the stage without them."""
         stages = [*record.stages, {"stage": name, "started": time.time(), "seconds": None}]
-        return self.update(record, stage=name, stages=stages)
+        return self.update(record, stage=name, stages=stages, **changes)
 
     def stage_done(self, record: DeployRecord, ok: bool, detail: str = "") -> DeployRecord:
         """Close the current stage with its duration and result."""

@@ -38,7 +38,8 @@ def open_store(spec: str, *, base_dir: Path | None = None) -> SecretStore:
         if not project:
             raise UsageError(
                 "store 'secretmanager:' needs a project",
-                hint="write secretmanager:PROJECT or secretmanager:PROJECT@http://127.0.0.1:PORT",
+                hint="write secretmanager:PROJECT or secretmanager:PROJECT@http://127.0.0.1:PORT "
+                "(a bare `secretmanager` is the environment's own gcp_project)",
             )
         from rollsafe.stores.secretmanager import SecretManagerStore
 

@@ -2,7 +2,8 @@
 
 The samples build their clients with no arguments (or, for regional Secret Manager, with a
 regional ``api_endpoint``); here that is the only difference: REST transport, anonymous
-credentials and ``ClientOptions(api_endpoint=EMULATOR)``. Everything after construction is
+credentials and ``ClientOptions(api_endpoint=EMULATOR)``, as ``gapic_client`` of
+``tests/emulator/conftest.py`` builds them. Everything after construction is
 the sample's own calls. One emulator serves the session (``tests/conftest.py``); each module
 has a project of its own, so modules do not see each other's resources.
 """
@@ -10,11 +11,8 @@ has a project of its own, so modules do not see each other's resources.
 from __future__ import annotations
 
 import itertools
-from typing import Any
 
 import pytest
-from google.api_core.client_options import ClientOptions
-from google.auth.credentials import AnonymousCredentials
 
 _ids = itertools.count(1)
 
@@ -22,15 +20,6 @@ _ids = itertools.count(1)
 def unique(prefix: str) -> str:
     """A resource id not used before in this session (``prefix-N``)."""
     return f"{prefix}-{next(_ids)}"
-
-
-def gapic_kwargs(endpoint: str) -> dict[str, Any]:
-    """What replaces the samples' ``Client()`` arguments for a GAPIC client."""
-    return {
-        "credentials": AnonymousCredentials(),
-        "transport": "rest",
-        "client_options": ClientOptions(api_endpoint=endpoint),
-    }
 
 
 @pytest.fixture(scope="module")

@@ -25,69 +25,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import logging as cloud_logging
 from google.cloud.exceptions import Conflict, NotFound
 from google.cloud.logging import DESCENDING, Resource
 from google.cloud.logging.handlers import CloudLoggingHandler
 
+from tests.emulator.conftest import open_logging_client, written_entries
 from tests.emulator.samples.conftest import unique
 
-_DIAGNOSTIC = "logging.googleapis.com/diagnostic"
-#: loggers google-cloud-logging's setup_logging() stops from propagating
-_QUIETED = ("google.cloud", "google.auth", "google_auth_httplib2", "google.api_core.bidi")
-
-
-@pytest.fixture(autouse=True)
-def _metadata_through_the_emulator(emulator: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HTTP_PROXY", emulator)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+pytestmark = pytest.mark.usefixtures("metadata_through_the_emulator")
 
 
 @pytest.fixture
 def client(emulator: str, project: str) -> Iterator[cloud_logging.Client]:
     """``logging.Client()`` of the samples, for the emulator; a project per test."""
-    opened = cloud_logging.Client(
-        project=project,
-        credentials=AnonymousCredentials(),
-        _use_grpc=False,
-        client_options={"api_endpoint": emulator},
-    )
-    try:
+    with open_logging_client(emulator, project) as opened:
         yield opened
-    finally:
-        opened.close()
-
-
-@pytest.fixture
-def root_logger() -> Iterator[logging.Logger]:
-    """The root and ``cloudLogger`` loggers, restored afterwards."""
-    loggers = [logging.getLogger(), logging.getLogger("cloudLogger")]
-    saved = [(list(each.handlers), each.level) for each in loggers]
-    propagate = {name: logging.getLogger(name).propagate for name in (*_QUIETED, "werkzeug")}
-    try:
-        yield loggers[0]
-    finally:
-        for each, (handlers, level) in zip(loggers, saved, strict=True):
-            for handler in list(each.handlers):
-                if handler not in handlers:
-                    each.removeHandler(handler)
-                    handler.close()
-            each.setLevel(level)
-        for name, value in propagate.items():
-            logging.getLogger(name).propagate = value
-
-
-def _entries(client: cloud_logging.Client, filter_: str) -> list[Any]:
-    """What the sample wrote, without the client's one-per-process diagnostic entry."""
-    return [
-        entry
-        for entry in client.list_entries(filter_=filter_)
-        if not (isinstance(entry.payload, dict) and _DIAGNOSTIC in entry.payload)
-    ]
 
 
 # -- samples/snippets/snippets.py -------------------------------------------------------
@@ -107,7 +62,7 @@ def _write_entry(client: cloud_logging.Client, logger_name: str) -> str:
 def test_write_entry(client: cloud_logging.Client, project: str) -> None:
     # googleapis/python-logging samples/snippets/snippets.py write_entry
     assert _write_entry(client, "example_log") == "Wrote logs to example_log."
-    entries = _entries(client, f'logName="projects/{project}/logs/example_log"')
+    entries = written_entries(client, f'logName="projects/{project}/logs/example_log"')
     assert [(e.payload, e.severity) for e in entries] == [
         ("Hello, world!", None),
         ("Goodbye, world!", "ERROR"),
@@ -147,7 +102,7 @@ def test_use_logging_handler(
     text = "Hello, world!"
     logging.warning(text)
     client.flush_handlers()
-    entries = _entries(client, f'logName="projects/{project}/logs/python"')
+    entries = written_entries(client, f'logName="projects/{project}/logs/python"')
     assert [(e.payload, e.severity) for e in entries] == [(text, "WARNING")]
 
 
@@ -184,16 +139,8 @@ def test_client_list_entries_multi_project(
     # client_list_entries_multi_project; resource_names replaced project_ids in 3.x
     other = unique("another-project")
     client.logger("multi").log_text(f"in {project}")
-    other_client = cloud_logging.Client(
-        project=other,
-        credentials=AnonymousCredentials(),
-        _use_grpc=False,
-        client_options={"api_endpoint": emulator},
-    )
-    try:
+    with open_logging_client(emulator, other) as other_client:
         other_client.logger("multi").log_text(f"in {other}")
-    finally:
-        other_client.close()
     PROJECT_IDS = [project, other]
     entries = client.list_entries(
         resource_names=[f"projects/{each}" for each in PROJECT_IDS], filter_='logName:"multi"'
@@ -316,7 +263,7 @@ def test_logging_handler(
     named.close()
     client.flush_handlers()
     # two handlers on one logger: each record goes out twice, through each of them
-    entries = _entries(client, f'logName="projects/{project}/logs/python"')
+    entries = written_entries(client, f'logName="projects/{project}/logs/python"')
     assert [(e.payload, e.severity) for e in entries] == [("bad news", "ERROR")] * 3
 
 
@@ -329,7 +276,7 @@ def test_setup_logging(
     logging.getLogger("werkzeug").info("excluded")
     logging.getLogger("app").info("included")
     client.flush_handlers()
-    entries = _entries(client, f'logName="projects/{project}/logs/python"')
+    entries = written_entries(client, f'logName="projects/{project}/logs/python"')
     # setup_logging twice: two handlers on the root logger, each sends the record
     assert [e.payload for e in entries] == ["included", "included"]
 

@@ -4,7 +4,7 @@ Source: googleapis/google-cloud-python
 ``packages/google-cloud-run/samples/generated_samples/run_v2_generated_*_sync.py`` (the
 ``_sync_<hash>`` files are the same calls under other region tags). Each test builds the
 sample's request type and makes its call, then ``operation.result()`` where the sample waits;
-only the client's construction differs (``gapic_kwargs``). The generated requests hold
+only the client's construction differs (``gapic_client``). The generated requests hold
 placeholders (``"parent_value"``): these are replaced with real names and the fields Cloud
 Run requires (a container to run), as the samples' header says they must be. The one
 exception, ``test_generated_create_service_request_as_is``, sends the request with only the
@@ -31,8 +31,7 @@ from google.cloud import run_v2
 from google.iam.v1 import iam_policy_pb2  # type: ignore[import-untyped]
 from google.longrunning import operations_pb2  # type: ignore[import-untyped]
 
-from tests.emulator.conftest import IdTokenAuth
-from tests.emulator.samples.conftest import gapic_kwargs
+from tests.emulator.conftest import IdTokenAuth, gapic_client
 
 APPS = Path(__file__).resolve().parent.parent / "apps"
 LOCATION = "us-central1"
@@ -58,20 +57,14 @@ class Created:
 
 @pytest.fixture(scope="module")
 def services(emulator: str) -> Iterator[run_v2.ServicesClient]:
-    client = run_v2.ServicesClient(**gapic_kwargs(emulator))
-    try:
+    with gapic_client(run_v2.ServicesClient, emulator) as client:
         yield client
-    finally:
-        client.transport.close()
 
 
 @pytest.fixture(scope="module")
 def revisions(emulator: str) -> Iterator[run_v2.RevisionsClient]:
-    client = run_v2.RevisionsClient(**gapic_kwargs(emulator))
-    try:
+    with gapic_client(run_v2.RevisionsClient, emulator) as client:
         yield client
-    finally:
-        client.transport.close()
 
 
 @pytest.fixture(scope="module")
@@ -370,11 +363,10 @@ def test_unimplemented_sample_answers_501(
     emulator: str, parent: str, client_name: str, method: str, request_fields: dict[str, Any]
 ) -> None:
     # run_v2_generated_{jobs,executions,tasks,worker_pools,instances,builds}_*_sync.py
-    client = getattr(run_v2, f"{client_name}Client")(**gapic_kwargs(emulator))
-    try:
-        with pytest.raises(exceptions.MethodNotImplemented) as refused:
-            getattr(client, method)(request=_fill(request_fields, parent))
-    finally:
-        client.transport.close()
+    with (
+        gapic_client(getattr(run_v2, f"{client_name}Client"), emulator) as client,
+        pytest.raises(exceptions.MethodNotImplemented) as refused,
+    ):
+        getattr(client, method)(request=_fill(request_fields, parent))
     assert refused.value.code == 501
     assert refused.value.response.json()["error"]["status"] == "UNIMPLEMENTED"

@@ -2,7 +2,7 @@
 
 Source: GoogleCloudPlatform/python-docs-samples ``secretmanager/snippets/*.py`` and
 ``secretmanager/snippets/regional_samples/*.py``. Each test makes the sample's calls with the
-sample's request shapes; only client construction differs (``gapic_kwargs``) and ids are
+sample's request shapes; only client construction differs (``gapic_client``) and ids are
 substituted. Where a global sample has a regional twin (same calls, names under
 ``projects/P/locations/L``, no ``replication`` on create), one test runs both (ids ``global``
 and ``regional``): the emulator serves regional secrets on its one endpoint, so the regional
@@ -40,7 +40,8 @@ from google.api_core import exceptions
 from google.cloud import secretmanager
 from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 
-from tests.emulator.samples.conftest import gapic_kwargs, unique
+from tests.emulator.conftest import gapic_client
+from tests.emulator.samples.conftest import unique
 
 LOCATION = "us-central1"
 MEMBER = "serviceAccount:samples@example-project.iam.gserviceaccount.com"
@@ -91,11 +92,8 @@ class Version:
 
 @pytest.fixture(scope="module")
 def client(emulator: str) -> Iterator[secretmanager.SecretManagerServiceClient]:
-    opened = secretmanager.SecretManagerServiceClient(**gapic_kwargs(emulator))
-    try:
+    with gapic_client(secretmanager.SecretManagerServiceClient, emulator) as opened:
         yield opened
-    finally:
-        opened.transport.close()
 
 
 @pytest.fixture(params=[None, LOCATION], ids=["global", "regional"])
@@ -200,36 +198,29 @@ def test_create_secret_with_user_managed_replication(
     assert [replica.location for replica in replicas] == locations
 
 
-def test_create_secret_with_labels(
-    client: secretmanager.SecretManagerServiceClient, where: Where
+@pytest.mark.parametrize(
+    ("what", "value"),
+    [("labels", {"googlecloud": "rocks"}), ("annotations", {"annotationkey": "annotationvalue"})],
+    ids=["labels", "annotations"],
+)
+def test_create_secret_with_labels_or_annotations(
+    client: secretmanager.SecretManagerServiceClient,
+    where: Where,
+    what: str,
+    value: dict[str, str],
 ) -> None:
-    # create_secret_with_labels.py, regional_samples/create_regional_secret_with_labels.py
+    # create_secret_with_{labels,annotations}.py,
+    # regional_samples/create_regional_secret_with_{labels,annotations}.py
     secret_id = unique("python-secret")
     response = client.create_secret(
         request={
             "parent": where.parent,
             "secret_id": secret_id,
-            "secret": where.body(labels={"googlecloud": "rocks"}),
+            "secret": where.body(**{what: value}),
         }
     )
     assert response.name == where.secret(secret_id)
-    assert dict(response.labels) == {"googlecloud": "rocks"}
-
-
-def test_create_secret_with_annotations(
-    client: secretmanager.SecretManagerServiceClient, where: Where
-) -> None:
-    # create_secret_with_annotations.py,
-    # regional_samples/create_regional_secret_with_annotations.py
-    secret_id = unique("python-secret")
-    response = client.create_secret(
-        request={
-            "parent": where.parent,
-            "secret_id": secret_id,
-            "secret": where.body(annotations={"annotationkey": "annotationvalue"}),
-        }
-    )
-    assert dict(response.annotations) == {"annotationkey": "annotationvalue"}
+    assert dict(getattr(response, what)) == value
 
 
 def test_create_secret_with_delayed_destroy(
@@ -787,13 +778,26 @@ def test_quickstart_twice_conflicts(
     assert refused.value.response.json()["error"]["status"] == "ALREADY_EXISTS"
 
 
-def test_access_disabled_version_is_refused(
-    client: secretmanager.SecretManagerServiceClient, where: Where, version: Version
+@pytest.mark.parametrize(
+    ("first", "then"),
+    [
+        # access_secret_version.py after disable_secret_version.py
+        ("disable_secret_version", "access_secret_version"),
+        # enable_secret_version.py after destroy_secret_version.py: destroyed is final
+        ("destroy_secret_version", "enable_secret_version"),
+    ],
+    ids=["access-disabled", "enable-destroyed"],
+)
+def test_version_in_the_wrong_state_is_refused(
+    client: secretmanager.SecretManagerServiceClient,
+    where: Where,
+    version: Version,
+    first: str,
+    then: str,
 ) -> None:
-    # access_secret_version.py after disable_secret_version.py
-    client.disable_secret_version(request={"name": version.name})
+    getattr(client, first)(request={"name": version.name})
     with pytest.raises(exceptions.BadRequest) as refused:
-        client.access_secret_version(request={"name": version.name})
+        getattr(client, then)(request={"name": version.name})
     assert refused.value.response.json()["error"]["status"] == "FAILED_PRECONDITION"
 
 
@@ -820,16 +824,6 @@ def test_stale_etag_is_refused(
         client.enable_secret_version(request={"name": name})  # a no-op still changes the etag
     with pytest.raises(exceptions.BadRequest) as refused:
         getattr(client, verb)(request={"name": name, "etag": stale})
-    assert refused.value.response.json()["error"]["status"] == "FAILED_PRECONDITION"
-
-
-def test_enable_destroyed_version_is_refused(
-    client: secretmanager.SecretManagerServiceClient, where: Where, version: Version
-) -> None:
-    # enable_secret_version.py after destroy_secret_version.py: destroyed is final
-    client.destroy_secret_version(request={"name": version.name})
-    with pytest.raises(exceptions.BadRequest) as refused:
-        client.enable_secret_version(request={"name": version.name})
     assert refused.value.response.json()["error"]["status"] == "FAILED_PRECONDITION"
 
 

@@ -1,0 +1,163 @@
+"""A deploy cancelled with SIGINT or SIGTERM, as CI runners cancel a job, at each stage.
+
+The real CLI runs in a process of its own (not from a shell: a shell's background job
+ignores SIGINT). The test reads the journal until the deploy is in the stage, sends the
+signal, and checks what the process leaves: exit 130/143, the previous revision at 100%,
+no candidate tag, the journal outcome ``cancelled``.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from rollsafe.deploy import CANDIDATE_TAG
+from rollsafe.state.journal import DeployRecord
+from tests.deploy.conftest import _FAST_HEALTH, ENV, SERVICE, Site
+
+#: verification probes one second apart: each verify and canary step lasts seconds, long
+#: enough for the test to signal inside it
+_SLOW_HEALTH = _FAST_HEALTH.replace("interval: 0.1s", "interval: 1s")
+STAGE_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Cancel:
+    stage: str
+    signum: signal.Signals
+    #: which start of the stage (the second ``shift`` is the 50% step)
+    nth: int = 1
+
+    @property
+    def id(self) -> str:
+        step = "-50%" if self.stage == "shift" else ""
+        return f"{self.signum.name}-during-{self.stage}{step}"
+
+
+CANCELS = [
+    Cancel("create", signal.SIGINT),
+    Cancel("verify", signal.SIGINT),
+    Cancel("shift", signal.SIGINT, nth=2),
+    Cancel("watch", signal.SIGINT),
+    Cancel("verify", signal.SIGTERM),
+    Cancel("shift", signal.SIGTERM, nth=2),
+    Cancel("watch", signal.SIGTERM),
+]
+
+
+def _start(site: Site, manifest: Path) -> subprocess.Popen[str]:
+    argv = [
+        sys.executable,
+        "-c",
+        "from rollsafe.cli import main; main()",
+        "deploy",
+        "-f",
+        str(manifest),
+        "--env",
+        ENV,
+        "--service",
+        SERVICE,
+        "--canary",
+        "10,50,100",
+        "--watch",
+        "30",
+    ]
+    return subprocess.Popen(
+        argv,
+        cwd=site.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def _wait_for_stage(site: Site, child: subprocess.Popen[str], stage: str, nth: int) -> str:
+    """Read the journal until the child's deploy has started ``stage`` ``nth`` times; return
+    the id of its record."""
+    deadline = time.monotonic() + STAGE_TIMEOUT
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise AssertionError(f"the deploy ended early: {_output(child)}")
+        mine = [r for r in site.journal.history(ENV, SERVICE) if r.pid == child.pid]
+        if mine and _started(mine[0], stage) >= nth and mine[0].stage == stage:
+            return mine[0].id
+        time.sleep(0.02)
+    child.kill()
+    raise AssertionError(f"the deploy never reached {stage}: {_output(child)}")
+
+
+def _started(record: DeployRecord, stage: str) -> int:
+    return sum(1 for s in record.stages if s["stage"] == stage)
+
+
+def _output(child: subprocess.Popen[str]) -> str:
+    """Everything the child printed, once it has ended (killed if it hangs)."""
+    try:
+        out, _ = child.communicate(timeout=STAGE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        out, _ = child.communicate(timeout=30)
+    return out
+
+
+@pytest.mark.parametrize("cancel", CANCELS, ids=[c.id for c in CANCELS])
+def test_a_signal_at_each_stage_puts_the_previous_split_back(site: Site, cancel: Cancel) -> None:
+    base = site.baseline()
+    tags = {"stable": base, "blue": base}
+    site.platform.set_traffic(SERVICE, {base: 100}, tags)
+    manifest = site.variant(_FAST_HEALTH, _SLOW_HEALTH).manifest_path
+    site.seed()
+    child = _start(site, manifest)
+    try:
+        deploy_id = _wait_for_stage(site, child, cancel.stage, cancel.nth)
+        child.send_signal(cancel.signum)
+        output = _output(child)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate(timeout=30)
+    assert child.returncode == 128 + cancel.signum, output
+    assert site.split() == {base: 100}
+    # the candidate tag is gone, every other tag kept
+    assert site.tags() == tags
+    assert CANDIDATE_TAG not in site.tags()
+    record = site.journal.get(deploy_id)
+    assert record is not None
+    assert (record.outcome, record.exit_code) == ("cancelled", 128 + cancel.signum)
+    # the signal landed in the stage the test meant
+    (interrupted,) = [s for s in record.stages if "cancelled" in s.get("detail", "")]
+    assert interrupted["stage"] == cancel.stage
+    assert cancel.signum.name in interrupted["detail"]
+    assert site.journal.interrupted(ENV, SERVICE) == []
+    assert site.get("/health").status_code == 200
+
+
+def test_a_second_signal_does_not_interrupt_the_rollback(site: Site) -> None:
+    base = site.baseline()
+    manifest = site.variant(_FAST_HEALTH, _SLOW_HEALTH).manifest_path
+    site.seed()
+    child = _start(site, manifest)
+    try:
+        deploy_id = _wait_for_stage(site, child, "shift", 2)
+        # as GitHub Actions does, only faster: SIGINT, then SIGTERM while it rolls back
+        child.send_signal(signal.SIGINT)
+        child.send_signal(signal.SIGTERM)
+        output = _output(child)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate(timeout=30)
+    assert child.returncode == 130, output
+    assert "finishing the rollback" in output
+    assert site.split() == {base: 100}
+    assert CANDIDATE_TAG not in site.tags()
+    record = site.journal.get(deploy_id)
+    assert record is not None
+    assert record.outcome == "cancelled"
