@@ -29,6 +29,8 @@ the share is exact), while /health stays healthy: a revision broken for its user
 for canary analysis to catch in the request logs. BACKEND_FIRST_REQUEST_DELAY=1.5 makes the
 first request after start (Cloud Run's startup probe, User-Agent GoogleHC, aside) wait that
 many seconds, as an app that fills its caches on first use: a cold start.
+BACKEND_HEALTH_DELAY=1.5 makes every /health answer but the startup probe's wait that long:
+a slow serving revision, so that a deploy spends seconds in its current-health stage.
 """
 
 from __future__ import annotations
@@ -90,6 +92,13 @@ async def cold_start(request: Request, call_next: RequestResponseEndpoint) -> Re
         delay = float(os.environ.get("BACKEND_FIRST_REQUEST_DELAY") or 0)
         if delay > 0:
             await asyncio.sleep(delay)
+    health_delay = float(os.environ.get("BACKEND_HEALTH_DELAY") or 0)
+    if (
+        health_delay > 0
+        and request.url.path == "/health"
+        and not request.headers.get("user-agent", "").startswith("GoogleHC/")
+    ):
+        await asyncio.sleep(health_delay)
     return await call_next(request)
 
 

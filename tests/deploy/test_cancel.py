@@ -107,6 +107,22 @@ def _output(child: subprocess.Popen[str]) -> str:
     return out
 
 
+def _signal_in(
+    site: Site, child: subprocess.Popen[str], stage: str, nth: int, *signums: signal.Signals
+) -> tuple[str, str]:
+    """Wait until the child's deploy is in ``stage``, send ``signums``; return the deploy id
+    and everything the child printed."""
+    try:
+        deploy_id = _wait_for_stage(site, child, stage, nth)
+        for signum in signums:
+            child.send_signal(signum)
+        return deploy_id, _output(child)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate(timeout=30)
+
+
 @pytest.mark.parametrize("cancel", CANCELS, ids=[c.id for c in CANCELS])
 def test_a_signal_at_each_stage_puts_the_previous_split_back(site: Site, cancel: Cancel) -> None:
     base = site.baseline()
@@ -115,14 +131,7 @@ def test_a_signal_at_each_stage_puts_the_previous_split_back(site: Site, cancel:
     manifest = site.variant(_FAST_HEALTH, _SLOW_HEALTH).manifest_path
     site.seed()
     child = _start(site, manifest)
-    try:
-        deploy_id = _wait_for_stage(site, child, cancel.stage, cancel.nth)
-        child.send_signal(cancel.signum)
-        output = _output(child)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.communicate(timeout=30)
+    deploy_id, output = _signal_in(site, child, cancel.stage, cancel.nth, cancel.signum)
     assert child.returncode == 128 + cancel.signum, output
     assert site.split() == {base: 100}
     # the candidate tag is gone, every other tag kept
@@ -139,21 +148,40 @@ def test_a_signal_at_each_stage_puts_the_previous_split_back(site: Site, cancel:
     assert site.get("/health").status_code == 200
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_before_any_change_changes_nothing(site: Site, signum: signal.Signals) -> None:
+    # the serving revision answers /health slowly, so the deploy spends seconds probing it in
+    # current-health, the last stage before create
+    site.seed()
+    first = site.deploy(extra_env={"BACKEND_HEALTH_DELAY": "1.5"})
+    assert first.exit_code == 0, first.message
+    assert first.plan is not None
+    base = first.plan.spec.revision
+    tags = {"stable": base}
+    site.platform.set_traffic(SERVICE, {base: 100}, tags)
+    revisions = {r.name for r in site.platform.list_revisions(SERVICE)}
+    site.seed()
+    child = _start(site, site.manifest)
+    deploy_id, output = _signal_in(site, child, "current-health", 1, signum)
+    assert child.returncode == 128 + signum, output
+    assert "nothing was changed" in output
+    assert site.split() == {base: 100}
+    assert site.tags() == tags
+    # no revision was created
+    assert {r.name for r in site.platform.list_revisions(SERVICE)} == revisions
+    record = site.journal.get(deploy_id)
+    assert record is not None
+    assert (record.outcome, record.exit_code) == ("cancelled", 128 + signum)
+    assert site.journal.interrupted(ENV, SERVICE) == []
+
+
 def test_a_second_signal_does_not_interrupt_the_rollback(site: Site) -> None:
     base = site.baseline()
     manifest = site.variant(_FAST_HEALTH, _SLOW_HEALTH).manifest_path
     site.seed()
     child = _start(site, manifest)
-    try:
-        deploy_id = _wait_for_stage(site, child, "shift", 2)
-        # as GitHub Actions does, only faster: SIGINT, then SIGTERM while it rolls back
-        child.send_signal(signal.SIGINT)
-        child.send_signal(signal.SIGTERM)
-        output = _output(child)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.communicate(timeout=30)
+    # as GitHub Actions does, only faster: SIGINT, then SIGTERM while it rolls back
+    deploy_id, output = _signal_in(site, child, "shift", 2, signal.SIGINT, signal.SIGTERM)
     assert child.returncode == 130, output
     assert "finishing the rollback" in output
     assert site.split() == {base: 100}

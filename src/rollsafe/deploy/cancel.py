@@ -15,11 +15,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-__all__ = ["Cancelled", "cancellable", "shielded"]
+__all__ = ["Cancelled", "cancellable", "deferred", "shielded"]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 #: > 0 while a compensation runs: a signal then must not interrupt it
 _shield = [0]
+#: > 0 while a journal write runs: a signal then waits until the write is done
+_defer = [0]
+#: a signal that arrived during a deferred block, raised when the block ends
+_pending: list[int] = []
 
 
 class Cancelled(BaseException):
@@ -56,14 +60,32 @@ def cancellable(say: Callable[[str], None]) -> Iterator[None]:
             say(f"{name} received: finishing the rollback first (SIGKILL leaves it to reconcile)")
             return
         fired.append(signum)
+        if _defer[0]:
+            _pending.append(signum)
+            return
         raise Cancelled(signum)
 
     previous = {sig: signal.signal(sig, handler) for sig in _SIGNALS}
     try:
         yield
     finally:
+        _pending.clear()
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Let the block (a journal write and its announcement) finish whatever signal arrives
+    meanwhile; the signal is raised as ``Cancelled`` as soon as the block is done, so the
+    journal never holds half a stage."""
+    _defer[0] += 1
+    try:
+        yield
+    finally:
+        _defer[0] -= 1
+    if not _defer[0] and _pending and not _shield[0]:
+        raise Cancelled(_pending.pop())
 
 
 @contextmanager

@@ -19,7 +19,7 @@ import httpx
 from rollsafe.check import CheckReport, check_environment
 from rollsafe.deploy._auth import probe_client, token_required, tokens_for
 from rollsafe.deploy.analysis import CanaryJudge, Verdict
-from rollsafe.deploy.cancel import Cancelled, shielded
+from rollsafe.deploy.cancel import Cancelled, deferred, shielded
 from rollsafe.deploy.events import DeployEvent, DeployListener
 from rollsafe.deploy.health import HealthSpec, ProbeResult, probe, verify
 from rollsafe.deploy.plan import DeployPlan, build_plan
@@ -124,13 +124,16 @@ class _Run:
     ) -> Iterator[_StageResult]:
         """Journal the stage (with the ``compensation`` of what it changes, in the same
         write: before it acts), announce it, and close it with its result."""
-        if self.record is not None:
-            changes = {"compensation": compensation.to_dict()} if compensation else {}
-            self.record = self.journal.stage(self.record, name, **changes)
-        self.emit(DeployEvent("start", name, detail))
         start = time.perf_counter()
         result = _StageResult()
         try:
+            # a signal during the write is raised after it, inside this try: the stage it
+            # interrupts is always closed as cancelled
+            with deferred():
+                if self.record is not None:
+                    changes = {"compensation": compensation.to_dict()} if compensation else {}
+                    self.record = self.journal.stage(self.record, name, **changes)
+                self.emit(DeployEvent("start", name, detail))
             yield result
         except _Stop as stop:
             self._close_stage(name, False, stop.result.message, start)
@@ -145,9 +148,10 @@ class _Run:
 
     def _close_stage(self, name: Stage, ok: bool, detail: str, start: float) -> None:
         seconds = time.perf_counter() - start
-        if self.record is not None:
-            self.record = self.journal.stage_done(self.record, ok, detail)
-        self.emit(DeployEvent("ok" if ok else "fail", name, detail, seconds))
+        with deferred():
+            if self.record is not None:
+                self.record = self.journal.stage_done(self.record, ok, detail)
+            self.emit(DeployEvent("ok" if ok else "fail", name, detail, seconds))
 
     def info(self, text: str, stage: str = "") -> None:
         self.emit(DeployEvent("info", stage, text))
