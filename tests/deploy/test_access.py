@@ -147,9 +147,21 @@ def test_an_existing_service_keeps_its_access_and_drift_names_it(
 
 @pytest.mark.parametrize("how", ["flag", "env"], ids=["flag", "env"])
 def test_impersonated_tokens_verify_a_private_service(
-    site: Site, how: str, minted: list[str], monkeypatch: pytest.MonkeyPatch
+    site: Site,
+    how: str,
+    minted: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    run_client: run_v2.ServicesClient,
 ) -> None:
     account = "deployer@netra.iam.gserviceaccount.com"
+    # as on Cloud Run, the impersonated account may invoke only once it is granted the
+    # invoker role: the service exists (deployed with the default identity) and is shared
+    site.baseline()
+    name = f"projects/{site.env.gcp_project}/locations/{site.env.region}/services/{SERVICE}"
+    policy = run_client.get_iam_policy(request={"resource": name})
+    policy.bindings.add(role="roles/run.invoker", members=[f"serviceAccount:{account}"])
+    run_client.set_iam_policy(request={"resource": name, "policy": policy})
+    minted.clear()
     site.seed()
     if how == "flag":
         result = site.cli(*DEPLOY, "--impersonate-service-account", account)

@@ -266,6 +266,11 @@ def test_generate_id_token_impersonates_a_service_account(
     assert jwt.get_unverified_header(token)["kid"] == key["kid"]
     claims = jwt.decode(token, jwt.PyJWK(key).key, algorithms=["RS256"], audience=service.uri)
     assert claims["email"] == account
+    # a valid token of an account without the invoker role: 403, as on Cloud Run
+    assert get(service.uri, token).status_code == 403
+    policy = services.get_iam_policy(request={"resource": service.name})
+    policy.bindings.add(role="roles/run.invoker", members=[f"serviceAccount:{account}"])
+    services.set_iam_policy(request={"resource": service.name, "policy": policy})
     assert get(service.uri, token).status_code == 200
 
 

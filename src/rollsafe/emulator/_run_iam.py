@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from rollsafe.emulator._google import GoogleError, invalid_argument, not_found, unimplemented
 from rollsafe.emulator.db import EmulatorDB
 from rollsafe.emulator.state import EmulatorState
-from rollsafe.emulator.tokens import TokenVerifier, issuer
+from rollsafe.emulator.tokens import DEFAULT_SERVICE_ACCOUNT, TokenVerifier, issuer
 
 __all__ = [
     "ALL_AUTHENTICATED",
@@ -64,8 +64,6 @@ _CONCURRENT = (
     "There were concurrent policy changes. Please retry the whole read-modify-write with "
     "exponential backoff."
 )
-#: who may invoke without a token: nobody, holders of any valid token, or anyone
-_PRIVATE, _AUTHENTICATED, _PUBLIC = range(3)
 
 
 class ServicePolicies:
@@ -74,7 +72,7 @@ class ServicePolicies:
     def __init__(self, db: EmulatorDB) -> None:
         self._db = db
         db.ensure_schema(_SCHEMA)
-        self._levels: dict[str, int] = {}
+        self._levels: dict[str, frozenset[str]] = {}
 
     def get(self, service: str) -> policy_pb2.Policy:
         """The policy of ``service`` (version 1 and no bindings when none was set)."""
@@ -100,21 +98,16 @@ class ServicePolicies:
         self._db.execute("DELETE FROM run_iam_policies WHERE service = ?", (service,))
         self._levels.pop(service, None)
 
-    def level(self, service: str) -> int:
-        """Who may invoke ``service`` without a token of ours (cached until the next set)."""
+    def invokers(self, service: str) -> frozenset[str]:
+        """The members granted ``roles/run.invoker`` on ``service`` (cached until the next
+        set), read by the router on every request."""
         found = self._levels.get(service)
         if found is None:
             members: set[str] = set()
             for binding in self.get(service).bindings:
                 if binding.role == INVOKER and not binding.HasField("condition"):
                     members.update(binding.members)
-            if ALL_USERS in members:
-                found = _PUBLIC
-            elif ALL_AUTHENTICATED in members:
-                found = _AUTHENTICATED
-            else:
-                found = _PRIVATE
-            self._levels[service] = found
+            found = self._levels[service] = frozenset(members)
         return found
 
 
@@ -127,7 +120,11 @@ class ServiceAccess:
     """The router's check of a request to a service URL: 0 to pass, else 401 or 403.
 
     No ``Authorization`` header is 403, a bearer token that is not a valid, unexpired ID
-    token of ours for one of the service's URLs is 401, as Cloud Run answers.
+    token of ours for one of the service's URLs is 401, as Cloud Run answers. A valid token
+    passes when its caller may invoke the service: the emulator's own identity (the
+    project's owner, as the default service account of a new project is an Editor), or a
+    member granted ``roles/run.invoker`` on the service (``serviceAccount:EMAIL``,
+    ``user:EMAIL`` or ``allAuthenticatedUsers``); anyone else gets 403, as on Cloud Run.
     """
 
     def __init__(self, state: EmulatorState) -> None:
@@ -138,17 +135,26 @@ class ServiceAccess:
         return "ServiceAccess()"
 
     def check(self, service: str, audiences: frozenset[str], authorization: bytes | None) -> int:
-        if self._policies.level(service) == _PUBLIC:
+        invokers = self._policies.invokers(service)
+        if ALL_USERS in invokers:
             return 0
         if not authorization:
             return 403
         scheme, _, token = authorization.partition(b" ")
         if scheme.lower() != b"bearer" or not token.strip():
             return 401
-        audience = self._verifier.audience(token.strip())
-        if audience is None or audience not in audiences:
+        caller = self._verifier.caller(token.strip())
+        if caller is None or caller[0] not in audiences:
             return 401
-        return 0
+        email = caller[1]
+        if (
+            email == DEFAULT_SERVICE_ACCOUNT
+            or ALL_AUTHENTICATED in invokers
+            or (email and f"serviceAccount:{email}" in invokers)
+            or (email and f"user:{email}" in invokers)
+        ):
+            return 0
+        return 403
 
 
 # -- the API --------------------------------------------------------------------------------

@@ -181,19 +181,20 @@ class TokenVerifier:
     """Checks ID tokens for the router, remembering each verdict until the token expires.
 
     RSA verification costs far more than a proxied request; a client sends the same token
-    on every request for an hour, so the verdict ``token -> (aud, exp)`` is cached.
+    on every request for an hour, so the verdict ``token -> (aud, email, exp)`` is cached.
     """
 
     def __init__(self, issuer: TokenIssuer, *, max_entries: int = 4096) -> None:
         self._issuer = issuer
         self._max = max_entries
-        self._cache: dict[bytes, tuple[str, float]] = {}
+        self._cache: dict[bytes, tuple[str, str, float]] = {}
 
     def __repr__(self) -> str:
         return f"TokenVerifier(cached={len(self._cache)})"
 
-    def audience(self, token: bytes) -> str | None:
-        """The ``aud`` of a valid, unexpired ID token of ours, else None."""
+    def caller(self, token: bytes) -> tuple[str, str] | None:
+        """``(aud, email)`` of a valid, unexpired ID token of ours (``email`` is empty when
+        the token names none), else None."""
         cached = self._cache.get(token)
         now = time.time()
         if cached is None:
@@ -203,12 +204,15 @@ class TokenVerifier:
                 claims = None
             if len(self._cache) >= self._max:
                 self._cache.clear()  # crude, but bounded; valid tokens verify again once
-            cached = (claims["aud"], float(claims["exp"])) if claims else ("", 0.0)
+            if claims:
+                cached = (claims["aud"], str(claims.get("email", "")), float(claims["exp"]))
+            else:
+                cached = ("", "", 0.0)
             self._cache[token] = cached
-        audience, expires = cached
+        audience, email, expires = cached
         if now >= expires:
             return None
-        return audience
+        return audience, email
 
 
 def issuer(state: EmulatorState) -> TokenIssuer:
