@@ -43,6 +43,8 @@ LOG_FILE = "emulator.log"
 HOST = "127.0.0.1"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
+#: idle keep-alive of the API port, as Google's front ends (about 620 s)
+KEEP_ALIVE_SECONDS = 620
 
 
 #: emulators this process started, kept until stopped: a Popen collected while its child
@@ -157,8 +159,16 @@ def run_emulator(state_dir: Path, port: int = 0) -> None:
     endpoint = f"http://{HOST}:{port}"
     state.endpoint = endpoint
     run_file = state_dir / RUN_FILE
+    # Google's front ends keep an idle connection for about ten minutes; uvicorn's default
+    # of 5 s closes it under a client (the rollback's set_traffic after a canary step) that
+    # is about to reuse it, and the request fails with "Remote end closed connection"
     config = uvicorn.Config(
-        build_app(state), host=HOST, port=port, log_level="warning", lifespan="on"
+        build_app(state),
+        host=HOST,
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     server = uvicorn.Server(config)
     info = {
