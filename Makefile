@@ -11,7 +11,7 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,gcp,fastapi,emulator]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,gcp,fastapi,emulator,postgresql]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -37,6 +37,7 @@ bench: install
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/rollback.py
 	$(BIN)/python benchmarks/drift_scale.py
+	$(BIN)/python benchmarks/state.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from rollsafe.emulator.server import start_emulator, stop_emulator
+from tests._postgres import PostgresCluster, find_bindir
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -130,3 +132,45 @@ def emulator(emulator_dir: Path) -> Iterator[str]:
 def project() -> str:
     """A project id of its own for each test, so tests do not see each other's resources."""
     return f"test-project-{next(_projects)}"
+
+
+# -- a throwaway PostgreSQL cluster for the state tests (tests/_postgres.py) --
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """One cluster for the session (Debian's server binaries, run as ``postgres`` when we
+    are root). Missing binaries fail the run in CI (``CI`` set) and skip it elsewhere."""
+    if find_bindir() is None:
+        reason = (
+            "PostgreSQL server binaries missing (/usr/lib/postgresql/*/bin/initdb): "
+            "apt-get install postgresql"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (CI is set: never skipped there)")
+        pytest.skip(reason)
+    cluster = PostgresCluster()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture
+def postgres_password(postgres_cluster: PostgresCluster) -> str:
+    """The ``rollsafe`` role's password (a canary: it must never appear in any output)."""
+    return postgres_cluster.password
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: PostgresCluster) -> Iterator[str]:
+    """A fresh database of its own for each test, owned by ``rollsafe``:
+    ``postgresql://rollsafe@127.0.0.1:PORT/DB``, without the password (pass it with
+    ``PGPASSWORD`` or ``ROLLSAFE_STATE_PASSWORD``; see ``postgres_password``)."""
+    postgres_cluster.start()  # a previous test may have left it stopped
+    name = postgres_cluster.create_database()
+    try:
+        yield postgres_cluster.url(name)
+    finally:
+        postgres_cluster.start()
+        postgres_cluster.drop_database(name)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
+import os
 import secrets
 import selectors
 import shutil
@@ -236,12 +238,23 @@ def site(
         pytest.fail(f"the CLI started an emulator of its own in {state_dir}")
 
 
+_children = itertools.count(1)
+
+
 @contextlib.contextmanager
-def paused_child(site: Site, **args: Any) -> Iterator[subprocess.Popen[str]]:
+def paused_child(
+    site: Site,
+    *,
+    cwd: Path | None = None,
+    environ: dict[str, str] | None = None,
+    **args: Any,
+) -> Iterator[subprocess.Popen[str]]:
     """Run ``_child.py`` on ``site`` until it prints ``paused STAGE``; kill it at the end.
 
-    The caller kills it with SIGKILL where the test needs it; whatever is left is killed
-    and reaped here (a zombie would still look alive to the journal).
+    The caller kills it with SIGKILL where the test needs it (or resumes it: ``resume``);
+    whatever is left is killed and reaped here (a zombie would still look alive to the
+    journal). ``cwd`` and ``environ`` (added to this process's) are the child's own; its
+    stderr is in ``child.stderr_path``.
     """
     args = {
         "manifest": str(site.manifest),
@@ -249,14 +262,17 @@ def paused_child(site: Site, **args: Any) -> Iterator[subprocess.Popen[str]]:
         "state_dir": str(site.state_dir),
         **args,
     }
-    errors = site.root / "child.stderr"
+    errors = site.root / f"child-{next(_children)}.stderr"
     with errors.open("w") as stderr:
         child = subprocess.Popen(
             [sys.executable, str(CHILD), json.dumps(args)],
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,
+            cwd=cwd,
+            env={**os.environ, **(environ or {})},
         )
+    child.stderr_path = errors  # type: ignore[attr-defined]
     try:
         assert child.stdout is not None
         line = ""

@@ -122,13 +122,13 @@ def test_record_round_trips_its_json_fields(tmp_path: Path) -> None:
 def test_a_journal_of_an_older_rollsafe_gains_the_compensation_column(tmp_path: Path) -> None:
     import sqlite3
 
-    from rollsafe.state.journal import _SCHEMA, JOURNAL_FILE
+    from rollsafe.state._sqlite_schema import _V1
+    from rollsafe.state.journal import JOURNAL_FILE
 
-    # the schema before compensations: the same table without that column
-    old_schema = _SCHEMA.replace("    compensation TEXT,\n", "")
-    assert old_schema != _SCHEMA
+    # the schema before compensations, as the first release wrote it (no version table)
     conn = sqlite3.connect(tmp_path / JOURNAL_FILE)
-    conn.executescript(old_schema)
+    for statement in _V1:
+        conn.execute(statement)
     conn.execute(
         "INSERT INTO deploys (id, env, service, user, host, pid, checks, stage, started,"
         " revision, previous_split, outcome, exit_code, rollback)"

@@ -1,7 +1,7 @@
 """The ``rollsafe`` command line: the only place that prints or exits.
 
-Commands live in ``_check.py``, ``_deploy.py``, ``_drift.py``, ``_emulator.py`` and
-``_secret.py``;
+Commands live in ``_check.py``, ``_deploy.py``, ``_drift.py``, ``_emulator.py``,
+``_secret.py`` and ``_state.py``;
 importing them registers them on ``app``.
 """
 
@@ -16,6 +16,7 @@ from rollsafe.cli import (  # noqa: F401 - registers the commands
     _drift,
     _emulator,
     _secret,
+    _state,
 )
 from rollsafe.cli._common import app, guarded, print_error
 from rollsafe.errors import RollsafeError

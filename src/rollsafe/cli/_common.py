@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -49,6 +50,35 @@ StoreOpt = Annotated[
         show_default=False,
     ),
 ]
+
+StateOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--state",
+        envvar="ROLLSAFE_STATE",
+        show_envvar=True,
+        help="Where the deploy journal and locks are: sqlite:PATH or "
+        "postgresql://USER@HOST:PORT/DB, its password from PGPASSWORD, ~/.pgpass or "
+        "ROLLSAFE_STATE_PASSWORD (default: the manifest's state:, else the state "
+        "directory's journal.sqlite3). See docs/state.md.",
+        show_default=False,
+    ),
+]
+
+
+def warn(text: str) -> None:
+    """A warning on stderr (stdout may hold a JSON document)."""
+    err.print(f"warning: {text}", style="yellow", markup=False, highlight=False, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def journal_for(resolved: Any, state: str | None, *, changes: bool = False) -> Iterator[Any]:
+    """The journal of ``resolved``'s environment (see ``state.resolve.open_journal``):
+    ``changes`` for the commands that change the platform."""
+    from rollsafe.state.resolve import open_journal
+
+    with open_journal(resolved, option=state, changes=changes, on_warning=warn) as journal:
+        yield journal
 
 
 def print_error(exc: RollsafeError) -> None:

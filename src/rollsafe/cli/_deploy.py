@@ -13,12 +13,14 @@ from rich.console import Console
 from rollsafe.cli._common import (
     EnvOpt,
     ManifestOpt,
+    StateOpt,
     StoreOpt,
     TextJsonOpt,
     app,
     check_text_or_json,
     err,
     guarded,
+    journal_for,
     out,
 )
 
@@ -151,6 +153,7 @@ def deploy(
         typer.Option("--watch", help="Seconds to watch after the shift (default 30 strict, 0)."),
     ] = None,
     store: StoreOpt = None,
+    state: StateOpt = None,
     impersonate: ImpersonateOpt = None,
     fmt: TextJsonOpt = "text",
     keep_failed: Annotated[
@@ -173,8 +176,6 @@ def deploy(
     check_text_or_json(fmt)
     from rollsafe._environments import platform_for, store_for
     from rollsafe.deploy import Cancelled, DeployOptions, cancellable, run_deploy
-    from rollsafe.state import state_dir_for
-    from rollsafe.state.journal import DeployJournal
 
     try:
         steps = tuple(int(part) for part in canary.split(",") if part.strip())
@@ -196,7 +197,8 @@ def deploy(
     )
     printer, stages, listener = _listeners(fmt)
     with (
-        DeployJournal(state_dir_for(resolved.manifest_path)) as journal,
+        # a dry run writes no record: it needs no journal, and no database to be up
+        journal_for(resolved, "memory" if dry_run else state, changes=True) as journal,
         platform_for(resolved) as platform,
         store_for(resolved, store) as secret_store,
         _tokens(platform, impersonate) as tokens,
@@ -255,6 +257,7 @@ def rollback(
     file: ManifestOpt = Path("rollsafe.yaml"),
     impersonate: ImpersonateOpt = None,
     fmt: TextJsonOpt = "text",
+    state: StateOpt = None,
 ) -> None:
     """Give a previous revision all traffic and verify it.
 
@@ -265,13 +268,11 @@ def rollback(
     check_text_or_json(fmt)
     from rollsafe._environments import platform_for
     from rollsafe.deploy import manual_rollback
-    from rollsafe.state import state_dir_for
-    from rollsafe.state.journal import DeployJournal
 
     _, resolved = _open_env(file, env)
     printer, stages, listener = _listeners(fmt)
     with (
-        DeployJournal(state_dir_for(resolved.manifest_path)) as journal,
+        journal_for(resolved, state, changes=True) as journal,
         platform_for(resolved) as platform,
         _tokens(platform, impersonate) as tokens,
     ):
@@ -301,6 +302,7 @@ def history(
     file: ManifestOpt = Path("rollsafe.yaml"),
     fmt: TextJsonOpt = "text",
     limit: Annotated[int, typer.Option("--limit", help="At most this many deploys.")] = 50,
+    state: StateOpt = None,
 ) -> None:
     """The deploy journal, newest first: who (user, commit), what (revision, image), checks
     and findings, stage timings, outcome, rollback.
@@ -309,11 +311,9 @@ def history(
     """
     check_text_or_json(fmt)
     from rollsafe.cli._deploy_output import history_lines
-    from rollsafe.state import state_dir_for
-    from rollsafe.state.journal import DeployJournal
 
     _, resolved = _open_env(file, env)
-    with DeployJournal(state_dir_for(resolved.manifest_path)) as journal:
+    with journal_for(resolved, state) as journal:
         records = journal.history(env, service, limit)
     if fmt == "json":
         sys.stdout.write(json.dumps([r.to_dict() for r in records], indent=2) + "\n")
@@ -334,8 +334,12 @@ def status(
     ] = None,
     fmt: TextJsonOpt = "text",
     impersonate: ImpersonateOpt = None,
+    state: StateOpt = None,
 ) -> None:
     """Each service's URL, serving revisions with traffic percent, and current health.
+
+    Interrupted deploys are reconciled first, each only while its service's deploy lock
+    is free (a deploy that runs, here or elsewhere, is left alone and named).
 
     Example: rollsafe status --env staging --format json
     """
@@ -343,13 +347,11 @@ def status(
     from rollsafe._environments import platform_for
     from rollsafe.check import select_services
     from rollsafe.deploy import service_status
-    from rollsafe.state import state_dir_for
-    from rollsafe.state.journal import DeployJournal
 
     _, resolved = _open_env(file, env)
     names = select_services(resolved, service)
     with (
-        DeployJournal(state_dir_for(resolved.manifest_path)) as journal,
+        journal_for(resolved, state) as journal,
         platform_for(resolved) as platform,
         _tokens(platform, impersonate) as tokens,
     ):
@@ -363,6 +365,8 @@ def status(
     for st in statuses:
         for line in st.reconciled:
             out.print(f"reconciled: {line}", style="yellow", highlight=False)
+        if st.reconcile_skipped:
+            out.print(f"not reconciled: {st.reconcile_skipped}", style="yellow", highlight=False)
         if not st.exists:
             out.print(f"{st.service}: not deployed", highlight=False)
             continue

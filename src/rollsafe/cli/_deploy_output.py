@@ -156,7 +156,9 @@ def history_lines(records: list[Any]) -> list[str]:
         outcome = r.outcome or f"running ({r.stage})"
         code = f" (exit {r.exit_code})" if r.exit_code is not None else ""
         lines.append(f"{r.id}  {r.service}  {outcome}{code}  {when}")
-        lines.append(f"  who:      {r.user} at commit {r.git_commit or '-'}")
+        # a shared journal holds many machines' deploys: where each ran, and its CI job
+        ci = f", {r.ci_url}" if r.ci_url else ""
+        lines.append(f"  who:      {r.user} on {r.host} at commit {r.git_commit or '-'}{ci}")
         previous = f" (previous {r.previous_revision})" if r.previous_revision else ""
         lines.append(f"  what:     revision {r.revision or '-'}, image {r.image or '-'}{previous}")
         checks = r.checks + (f" (reason: {r.reason})" if r.reason else "")

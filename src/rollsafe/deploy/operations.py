@@ -105,7 +105,7 @@ def manual_rollback(
             f"service {service} is not deployed in {env.name}: there is nothing to roll back",
             hint=f"deploy it first: rollsafe deploy --env {env.name} --service {service}",
         )
-    reconcile(env, service, platform=platform, journal=journal, listener=listener)
+    # refused before a record is written: a bad --to, nothing to roll back to
     if to is not None:
         _check_target(service, to, platform)
     target = to or _rollback_target(env, service, platform, journal)
@@ -118,12 +118,25 @@ def manual_rollback(
         cwd=env.manifest_path.parent,
     )
     with journal.lock(env.name, service, record):
+        # under the lock, as a deploy: an interrupted deploy is reconciled by one machine
+        # only, and the target is chosen again from the traffic it left
+        try:
+            reconcile(env, service, platform=platform, journal=journal, listener=listener)
+            if to is None:
+                target = _rollback_target(env, service, platform, journal)
+        except RollsafeError as exc:
+            journal.finish(record, Outcome.REFUSED, exc.exit_code, exc.message)
+            raise
         current = platform.get_service(service)
         previous = current.split() if current else {}
         # what served before: put back if the target turns out unhealthy
         found = Compensation.restore(previous, current.tags() if current else {})
         record = journal.update(
-            record, revision=target, previous_split=previous, stage=Stage.ROLLBACK
+            record,
+            revision=target,
+            previous_split=previous,
+            stage=Stage.ROLLBACK,
+            reason=f"rollback to {target}",
         )
         start = time.perf_counter()
         try:
@@ -202,6 +215,8 @@ class ServiceStatus:
     traffic: list[dict[str, Any]] = field(default_factory=list)
     health: ProbeResult | None = None
     reconciled: list[str] = field(default_factory=list)
+    #: why interrupted deploys were not reconciled (another holds the service's lock)
+    reconcile_skipped: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         health = None
@@ -219,6 +234,7 @@ class ServiceStatus:
             "serving": self.traffic,
             "health": health,
             "reconciled": self.reconciled,
+            "reconcile_skipped": self.reconcile_skipped,
         }
 
 
@@ -231,14 +247,27 @@ def service_status(
     tokens: IdTokens | None = None,
 ) -> list[ServiceStatus]:
     """Reconcile interrupted deploys, then read each service and probe its URL once (with
-    an ID token from ``tokens``, default ``platform``'s own)."""
+    an ID token from ``tokens``, default ``platform``'s own).
+
+    A service is reconciled only under its deploy lock, taken for the moment with an id of
+    its own: while another command holds it (a deploy is running, perhaps on another
+    machine) reconciling is skipped and ``reconcile_skipped`` says who holds it.
+    """
     statuses = []
     with _tokens(platform, tokens) as minted:
         for name in services:
-            actions = reconcile(env, name, platform=platform, journal=journal)
+            actions: list[str] = []
+            skipped = None
+            with journal.try_lock(env.name, name, "status") as holder:
+                if holder is None:
+                    actions = reconcile(env, name, platform=platform, journal=journal)
+                else:
+                    skipped = f"the lock is held by {holder.describe()}"
             info = platform.get_service(name)
             if info is None:
-                statuses.append(ServiceStatus(name, False, reconciled=actions))
+                statuses.append(
+                    ServiceStatus(name, False, reconciled=actions, reconcile_skipped=skipped)
+                )
                 continue
             traffic = [
                 {"revision": t.revision, "percent": t.percent, "tag": t.tag, "url": t.url}
@@ -249,5 +278,5 @@ def service_status(
             if info.url and info.split():
                 with probe_client(env, name, minted) as client:
                     health = probe(client, info.url, spec)
-            statuses.append(ServiceStatus(name, True, info.url, traffic, health, actions))
+            statuses.append(ServiceStatus(name, True, info.url, traffic, health, actions, skipped))
     return statuses

@@ -31,6 +31,7 @@ from rollsafe.manifest import ResolvedEnvironment
 from rollsafe.platforms import Platform, PlatformError, RevisionFailedError
 from rollsafe.platforms.idtoken import IdTokenError, IdTokens, audience_of
 from rollsafe.platforms.logs import RevisionLogs
+from rollsafe.state.base import StateUnavailableError
 from rollsafe.state.journal import DeployJournal, DeployRecord
 from rollsafe.stores import SecretStore
 
@@ -500,9 +501,6 @@ def _run_deploy(
         if options.dry_run:
             plan = run.make_plan(checks)
             return DeployResult(0, Outcome.DRY_RUN, "nothing was changed", plan)
-        from rollsafe.deploy.reconcile import reconcile
-
-        reconcile(env, service, platform=platform, journal=journal, listener=listener)
         record = journal.begin(
             env=env.name,
             service=service,
@@ -514,7 +512,10 @@ def _run_deploy(
         )
         run.record = record
         with journal.lock(env.name, service, record):
-            result = _pipeline(run, checks)
+            # under the lock: no other machine compensates the same interrupted deploy,
+            # and a live deploy (it holds the lock) is never touched
+            refused = _reconcile(run)
+            result = refused or _pipeline(run, checks)
         assert run.record is not None
         with shielded():  # the outcome is known: a signal now must not leave it unwritten
             run.record = journal.finish(
@@ -526,6 +527,21 @@ def _run_deploy(
             )
         result.record = run.record
         return result
+
+
+def _reconcile(run: _Run) -> DeployResult | None:
+    """Close the service's interrupted deploys (from any machine sharing the journal);
+    a refusal when the journal cannot be read to do so."""
+    from rollsafe.deploy.reconcile import reconcile
+
+    try:
+        reconcile(
+            run.env, run.service, platform=run.platform, journal=run.journal, listener=run.emit
+        )
+    except StateUnavailableError as exc:
+        message = f"cannot read the journal to reconcile interrupted deploys: {exc.message}"
+        return DeployResult(1, Outcome.REFUSED, message + "; nothing was changed", hint=exc.hint)
+    return None
 
 
 def _pipeline(run: _Run, checks: str) -> DeployResult:

@@ -88,6 +88,7 @@ class LoadedManifest:
             services=services,
             line=self.lines.line_of(("environments", env)),
             watch=spec.watch if spec.watch is not None else (30.0 if spec.strict else 0.0),
+            state=self.model.state,
         )
 
     def _services(self) -> Iterator[tuple[str, Service]]:
@@ -287,9 +288,24 @@ def _check_semantics(loaded: LoadedManifest, data: dict[str, Any]) -> None:
         raise first
 
 
+def _state_problems(loaded: LoadedManifest) -> Iterator[ManifestError]:
+    """A ``state:`` URL carrying a password: the manifest is committed, a password is not.
+    The message never repeats the value."""
+    from rollsafe.state.spec import password_in
+
+    if loaded.model.state is not None and password_in(loaded.model.state):
+        yield loaded.error(
+            "the state URL holds a password; a manifest is committed, a password must not be",
+            ("state",),
+            "remove it from the URL and give it through PGPASSWORD, ~/.pgpass or the "
+            "ROLLSAFE_STATE_PASSWORD secret (see docs/state.md); then change that password",
+        )
+
+
 def _semantic_problems(loaded: LoadedManifest) -> Iterator[ManifestError]:
     model = loaded.model
     envs = set(model.environments)
+    yield from _state_problems(loaded)
     for env in model.environments:
         if not _NAME.match(env):
             yield loaded.error(

@@ -334,5 +334,13 @@ class Manifest(_Model):
 
     version: Literal[1]
     project: str = Field(min_length=1)
+    state: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Where the deploy journal and locks live: `sqlite:PATH` (default: "
+        "journal.sqlite3 in the state directory) or a `postgresql://USER@HOST/DB` URL shared "
+        "by the team, without its password (PGPASSWORD, ~/.pgpass or "
+        "ROLLSAFE_STATE_PASSWORD). ROLLSAFE_STATE and --state override it. See docs/state.md.",
+    )
     environments: dict[str, Environment] = Field(min_length=1)
     services: dict[str, Service] = Field(default_factory=dict)

@@ -130,3 +130,5 @@ class ResolvedEnvironment:
     services: dict[str, ResolvedService] = field(default_factory=dict)
     line: int | None = None
     watch: float = 0.0
+    #: the manifest's top-level ``state:`` (``sqlite:PATH`` or a PostgreSQL URL), if any
+    state: str | None = None

@@ -1,72 +1,44 @@
 """The deploy journal: one record per deploy attempt, written before each stage.
 
-SQLite in the state directory. A crash at any point leaves a record whose ``outcome`` is
-empty and whose ``pid`` is gone; the next command on that service reconciles it.
+``DeployJournal`` is the deploy's view of a ``StateStore``: it builds the records and the
+lock holders; the store keeps them (SQLite in the state directory by default, or a team's
+PostgreSQL). A crash at any point leaves a record whose ``outcome`` is empty and whose
+writer is gone; the next command on that service, on any machine sharing the store,
+reconciles it.
+
+A journal write never stops a deploy: one the store cannot take is retried for a few
+seconds, then kept in a local spool (``state._spool``) that the next journal opened on a
+reachable store replays.
 """
 
 from __future__ import annotations
 
 import contextlib
-import getpass
-import json
 import os
 import socket
-import sqlite3
-import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from rollsafe.errors import RollsafeError
-from rollsafe.state.paths import ensure_state_dir
+from rollsafe.state._spool import SPOOL_DIR_NAME, Spool
+from rollsafe.state.base import LockHeldError, StateStore, StateUnavailableError
+from rollsafe.state.paths import ensure_state_dir, state_dir_for
+from rollsafe.state.records import DeployRecord, LockInfo, ci_job_url, who_am_i
 
-__all__ = ["DeployJournal", "DeployLockedError", "DeployRecord", "who_am_i"]
+__all__ = ["JOURNAL_FILE", "DeployJournal", "DeployLockedError", "DeployRecord", "who_am_i"]
 
+#: the SQLite journal's file in the state directory
 JOURNAL_FILE = "journal.sqlite3"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS deploys (
-    id TEXT PRIMARY KEY,
-    env TEXT NOT NULL,
-    service TEXT NOT NULL,
-    user TEXT NOT NULL,
-    git_commit TEXT,
-    host TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    image TEXT,
-    revision TEXT,
-    previous_revision TEXT,
-    previous_split TEXT NOT NULL DEFAULT '{}',
-    checks TEXT NOT NULL,
-    forced INTEGER NOT NULL DEFAULT 0,
-    reason TEXT,
-    findings TEXT NOT NULL DEFAULT '{}',
-    stage TEXT NOT NULL,
-    stages TEXT NOT NULL DEFAULT '[]',
-    outcome TEXT,
-    exit_code INTEGER,
-    message TEXT,
-    rollback TEXT,
-    compensation TEXT,
-    started REAL NOT NULL,
-    finished REAL
-);
-CREATE INDEX IF NOT EXISTS deploys_by_service ON deploys (env, service, started);
-CREATE TABLE IF NOT EXISTS locks (
-    env TEXT NOT NULL,
-    service TEXT NOT NULL,
-    deploy_id TEXT NOT NULL,
-    user TEXT NOT NULL,
-    host TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    acquired REAL NOT NULL,
-    PRIMARY KEY (env, service)
-);
-"""
+#: how long a write the store refused as unavailable is retried before it is spooled: a
+#: database that restarts is back within it; one that is down is not waited for
+RETRY_SECONDS = 5.0
+#: the pauses between those attempts
+RETRY_DELAYS = (0.2, 0.4, 0.8, 1.6)
 
 
 class DeployLockedError(RollsafeError):
@@ -75,142 +47,123 @@ class DeployLockedError(RollsafeError):
     exit_code = 1
 
 
-def _git_commit(cwd: Path) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    commit = out.stdout.strip()
-    return commit if out.returncode == 0 and commit else None
+Warn = Callable[[str], None]
 
 
-def who_am_i(cwd: Path | None = None) -> tuple[str, str | None]:
-    """(OS user, git commit of ``cwd`` if it is a checkout)."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = f"uid-{os.getuid()}"
-    return user, _git_commit(cwd or Path.cwd())
-
-
-def _pid_alive(pid: int, host: str) -> bool:
-    if host != socket.gethostname():
-        return True  # cannot tell for another machine: assume it is alive
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-@dataclass
-class DeployRecord:
-    """One deploy attempt, as the journal holds it."""
-
-    id: str
-    env: str
-    service: str
-    user: str
-    host: str
-    pid: int
-    checks: str
-    stage: str
-    started: float
-    git_commit: str | None = None
-    image: str | None = None
-    revision: str | None = None
-    previous_revision: str | None = None
-    previous_split: dict[str, int] = field(default_factory=dict)
-    forced: bool = False
-    reason: str | None = None
-    findings: dict[str, Any] = field(default_factory=dict)
-    stages: list[dict[str, Any]] = field(default_factory=list)
-    outcome: str | None = None
-    exit_code: int | None = None
-    message: str | None = None
-    rollback: dict[str, Any] | None = None
-    finished: float | None = None
-    #: what undoes this attempt's changes (``deploy.stages.Compensation.to_dict``), written
-    #: before the stage that makes them; None while nothing was changed
-    compensation: dict[str, Any] | None = None
-
-    @property
-    def in_progress(self) -> bool:
-        return self.outcome is None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON shape of ``history --format json``."""
-        return {
-            "id": self.id,
-            "env": self.env,
-            "service": self.service,
-            "user": self.user,
-            "git_commit": self.git_commit,
-            "image": self.image,
-            "revision": self.revision,
-            "previous_revision": self.previous_revision,
-            "previous_split": self.previous_split,
-            "checks": self.checks,
-            # --force was given (past failing checks, skipped checks or an unhealthy service)
-            "forced": self.forced or self.checks == "forced",
-            "reason": self.reason,
-            "findings": self.findings,
-            "stage": self.stage,
-            "stages": self.stages,
-            "outcome": self.outcome,
-            "exit_code": self.exit_code,
-            "message": self.message,
-            "rollback": self.rollback,
-            "compensation": self.compensation,
-            "started": self.started,
-            "finished": self.finished,
-        }
-
-
-_JSON_FIELDS = {"findings", "stages", "rollback", "previous_split", "compensation"}
-
-#: columns added after the first release: (name, SQL type); older journals gain them on open
-_MIGRATIONS = (("compensation", "TEXT"),)
+def _ignore(_message: str) -> None:
+    """The default ``on_warning``: library callers that do not listen hear nothing."""
 
 
 class DeployJournal:
-    """Deploy records and per-service locks in ``journal.sqlite3``."""
+    """Deploy records and per-service locks in a ``StateStore``.
 
-    def __init__(self, state_dir: Path) -> None:
-        ensure_state_dir(state_dir)  # with its .gitignore
-        self.path = state_dir / JOURNAL_FILE
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.executescript(_SCHEMA)
-        self._migrate()
+    ``store`` is a store, or a state directory (today's ``journal.sqlite3`` in it, the
+    store then owned and closed by this journal). Writes the store cannot take go to the
+    spool in ``spool_dir`` (default: ``spool/`` in the state directory); ``on_warning``
+    hears, once, that they did, and that an earlier spool was replayed.
+    """
 
-    def _migrate(self) -> None:
-        """Add the columns a journal written by an older rollsafe lacks (its rows keep
-        every field they had; the new ones read as empty)."""
-        have = {row["name"] for row in self._conn.execute("PRAGMA table_info(deploys)")}
-        for name, kind in _MIGRATIONS:
-            if name not in have:
-                self._conn.execute(f"ALTER TABLE deploys ADD COLUMN {name} {kind}")
+    def __init__(
+        self,
+        store: StateStore | Path,
+        *,
+        spool_dir: Path | None = None,
+        on_warning: Warn | None = None,
+    ) -> None:
+        self._owns_store = isinstance(store, Path)
+        #: the journal file when ``store`` was a state directory (else None)
+        self.path: Path | None = None
+        if isinstance(store, Path):
+            from rollsafe.state.sqlite import SQLiteStateStore
 
+            ensure_state_dir(store)  # with its .gitignore
+            self.path = store / JOURNAL_FILE
+            spool_dir = spool_dir or store / SPOOL_DIR_NAME
+            store = SQLiteStateStore(self.path)
+        self.store: StateStore = store
+        self._warn: Warn = on_warning or _ignore
+        self._spool = Spool(spool_dir or state_dir_for() / SPOOL_DIR_NAME, store.location)
+        #: set once a write was spooled: the rest of the run goes there too, in order
+        self._spooling = False
+        self._write_lock = threading.Lock()
+        try:
+            self.replay_spool()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- lifetime --
     def close(self) -> None:
-        self._conn.close()
+        """Close the store if this journal opened it."""
+        if self._owns_store:
+            self.store.close()
 
     def __enter__(self) -> DeployJournal:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def __repr__(self) -> str:
+        return f"DeployJournal({self.store.location!r})"
+
+    @property
+    def location(self) -> str:
+        """Where the journal is, for messages: a path, or a URL without its password."""
+        return self.store.location
+
+    @property
+    def spooling(self) -> bool:
+        """Whether this run's writes go to the local spool (the store was lost)."""
+        return self._spooling
+
+    @property
+    def spool(self) -> Spool:
+        """The local spool of this journal's store."""
+        return self._spool
+
+    def replay_spool(self) -> int:
+        """Write the writes spooled by earlier runs into the store; return how many.
+
+        Nothing happens (0) while the store is unreachable: the spool waits for a run
+        that reaches it.
+        """
+        try:
+            count = self._spool.replay(self.store)
+        except StateUnavailableError:
+            return 0
+        if count:
+            self._warn(f"replayed {count} journal writes spooled while DB was unreachable")
+        return count
+
+    # -- writes: retried, then spooled --
+    def _save(self, record: DeployRecord) -> None:
+        """Write ``record`` whole: to the store, retried while it is unavailable, else to
+        the spool. Never raises ``StateUnavailableError``."""
+        with self._write_lock:
+            if not self._spooling:
+                deadline = time.monotonic() + RETRY_SECONDS
+                delays = iter(RETRY_DELAYS)
+                while True:
+                    try:
+                        self.store.save_record(record)
+                        return
+                    except StateUnavailableError as exc:
+                        delay = next(delays, RETRY_DELAYS[-1])
+                        # an attempt may itself take seconds (a connect or pool timeout)
+                        if time.monotonic() + delay > deadline:
+                            self._start_spooling(exc)
+                            break
+                        time.sleep(delay)
+            self._spool.append(record)
+
+    def _start_spooling(self, exc: StateUnavailableError) -> None:
+        self._spooling = True
+        self._warn(
+            f"the state store is unreachable ({exc.message}); the journal writes of this "
+            f"run go to {self._spool.path} and are replayed by the next run that reaches "
+            f"{self.store.location}"
+        )
 
     # -- records --
     def begin(
@@ -240,31 +193,44 @@ class DeployJournal:
             image=image,
             reason=reason,
             forced=forced,
+            ci_url=ci_job_url(),
+            session=self.store.session,
         )
-        self._insert(record)
+        self._save(record)
         return record
 
-    def _insert(self, record: DeployRecord) -> None:
-        data = record.to_dict()
-        data["forced"] = int(record.forced)
-        data |= {"host": record.host, "pid": record.pid}
-        for key in _JSON_FIELDS:
-            data[key] = json.dumps(data[key])
-        columns = ", ".join(data)
-        marks = ", ".join("?" for _ in data)
-        with self._lock:
-            self._conn.execute(
-                f"INSERT INTO deploys ({columns}) VALUES ({marks})", list(data.values())
-            )
+    def record_unlock(self, broken: LockInfo, reason: str, cwd: Path | None = None) -> DeployRecord:
+        """Journal that the stale lock ``broken`` was broken, and why (``history`` shows it):
+        checks ``unlock``, outcome ``unlocked``."""
+        user, commit = who_am_i(cwd)
+        now = time.time()
+        record = DeployRecord(
+            id=time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6],
+            env=broken.env,
+            service=broken.service,
+            user=user,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            checks="unlock",
+            stage="unlock",
+            started=now,
+            git_commit=commit,
+            reason=reason,
+            outcome="unlocked",
+            exit_code=0,
+            message=f"broke the stale lock of {broken.describe()}",
+            finished=now,
+            ci_url=ci_job_url(),
+            session=self.store.session,
+        )
+        self._save(record)
+        return record
 
     def update(self, record: DeployRecord, **changes: Any) -> DeployRecord:
         """Change fields of ``record`` and write them at once (before the stage runs)."""
         for key, value in changes.items():
             setattr(record, key, value)
-        sets = ", ".join(f"{key} = ?" for key in changes)
-        values = [json.dumps(v) if k in _JSON_FIELDS else v for k, v in changes.items()]
-        with self._lock:
-            self._conn.execute(f"UPDATE deploys SET {sets} WHERE id = ?", [*values, record.id])
+        self._save(record)
         return record
 
     def stage(self, record: DeployRecord, name: str, **changes: Any) -> DeployRecord:
@@ -293,6 +259,7 @@ class DeployJournal:
         message: str,
         rollback: dict[str, Any] | None = None,
     ) -> DeployRecord:
+        """Close the attempt with its outcome."""
         return self.update(
             record,
             outcome=outcome,
@@ -302,38 +269,21 @@ class DeployJournal:
             finished=time.time(),
         )
 
-    def _record(self, row: sqlite3.Row) -> DeployRecord:
-        data = dict(row)
-        for key in _JSON_FIELDS:
-            data[key] = json.loads(data[key]) if data[key] else None
-        data["findings"] = data["findings"] or {}
-        data["stages"] = data["stages"] or []
-        data["previous_split"] = data["previous_split"] or {}
-        data["forced"] = bool(data["forced"])
-        return DeployRecord(**data)
-
+    # -- reads (``StateUnavailableError`` when the store cannot be reached) --
     def history(self, env: str, service: str | None = None, limit: int = 100) -> list[DeployRecord]:
         """Newest first."""
-        sql = "SELECT * FROM deploys WHERE env = ?"
-        params: list[Any] = [env]
-        if service:
-            sql += " AND service = ?"
-            params.append(service)
-        sql += " ORDER BY started DESC LIMIT ?"
-        params.append(limit)
-        with self._lock:
-            rows = self._conn.execute(sql, params).fetchall()
-        return [self._record(row) for row in rows]
+        return self.store.list_records(env, service or None, limit)
 
     def get(self, deploy_id: str) -> DeployRecord | None:
-        with self._lock:
-            row = self._conn.execute("SELECT * FROM deploys WHERE id = ?", (deploy_id,)).fetchone()
-        return self._record(row) if row else None
+        """The record ``deploy_id``, or None."""
+        return self.store.get_record(deploy_id)
 
     def interrupted(self, env: str, service: str) -> list[DeployRecord]:
-        """Attempts with no outcome whose process is gone: they need reconciling."""
+        """Attempts with no outcome whose writer is gone: they need reconciling."""
         return [
-            r for r in self.history(env, service) if r.in_progress and not _pid_alive(r.pid, r.host)
+            r
+            for r in self.history(env, service)
+            if r.in_progress and not self.store.is_alive(r.session, r.host, r.pid)
         ]
 
     def last_verified_revision(self, env: str, service: str) -> str | None:
@@ -346,14 +296,16 @@ class DeployJournal:
     # -- locks --
     @contextlib.contextmanager
     def lock(self, env: str, service: str, record: DeployRecord) -> Iterator[None]:
-        """Hold the deploy lock of ``env``/``service``; a stale lock (dead pid) is taken over.
+        """Hold the deploy lock of ``env``/``service``; a stale lock (its holder gone) is
+        taken over.
 
-        An attempt refused because another holds it is closed at once as ``refused``: left
-        open, it would look like a running deploy for as long as its process lives.
+        An attempt refused because another holds it (or because the store cannot be
+        reached to take it) is closed at once as ``refused``: left open, it would look
+        like a running deploy for as long as its process lives.
         """
         try:
             self.acquire(env, service, record)
-        except DeployLockedError as exc:
+        except (DeployLockedError, StateUnavailableError) as exc:
             self.finish(record, "refused", exc.exit_code, exc.message)
             raise
         try:
@@ -362,33 +314,70 @@ class DeployJournal:
             self.release(env, service, record.id)
 
     def acquire(self, env: str, service: str, record: DeployRecord) -> None:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._conn.execute(
-                    "SELECT * FROM locks WHERE env = ? AND service = ?", (env, service)
-                ).fetchone()
-                if row is not None and _pid_alive(row["pid"], row["host"]):
-                    held = time.strftime("%H:%M:%S", time.localtime(row["acquired"]))
-                    raise DeployLockedError(
-                        f"another deploy of {service} to {env} is running: deploy "
-                        f"{row['deploy_id']} by {row['user']} on {row['host']} "
-                        f"(pid {row['pid']}, since {held})",
-                        hint="wait for it to finish; if that process is gone, the next "
-                        "command takes the lock over",
-                    )
-                self._conn.execute(
-                    "INSERT OR REPLACE INTO locks VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (env, service, record.id, record.user, record.host, record.pid, time.time()),
-                )
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        """Take the lock for ``record``, or raise ``DeployLockedError`` naming its holder."""
+        holder = LockInfo(
+            env=env,
+            service=service,
+            deploy_id=record.id,
+            user=record.user,
+            host=record.host,
+            pid=record.pid,
+            since=time.time(),
+            ci_url=record.ci_url,
+            session=self.store.session,
+        )
+        try:
+            self.store.acquire_lock(holder)
+        except LockHeldError as exc:
+            raise DeployLockedError(
+                f"another deploy of {service} to {env} is running: {exc.holder.describe()}",
+                hint="wait for it to finish; if that process is gone, the next command "
+                f"takes the lock over (see `rollsafe locks --env {env}`)",
+            ) from None
+        except StateUnavailableError as exc:
+            raise StateUnavailableError(
+                f"cannot take the deploy lock of {service} in {env}: {exc.message}; "
+                "nothing was changed",
+                hint=exc.hint,
+            ) from exc
 
     def release(self, env: str, service: str, deploy_id: str) -> None:
-        with self._lock:
-            self._conn.execute(
-                "DELETE FROM locks WHERE env = ? AND service = ? AND deploy_id = ?",
-                (env, service, deploy_id),
-            )
+        """Release the lock if ``deploy_id`` holds it. A store that cannot be reached is
+        ignored: the lock went with the session it was held by."""
+        with contextlib.suppress(StateUnavailableError):
+            self.store.release_lock(env, service, deploy_id)
+
+    @contextlib.contextmanager
+    def try_lock(self, env: str, service: str, purpose: str) -> Iterator[LockInfo | None]:
+        """A short-lived lock of ``env``/``service`` with an id of its own (``purpose``-…),
+        for a command that is not a deploy; yields the live holder instead (None: ours)."""
+        user, _ = who_am_i()
+        holder = LockInfo(
+            env=env,
+            service=service,
+            deploy_id=f"{purpose}-{uuid.uuid4().hex[:6]}",
+            user=user,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            since=time.time(),
+            ci_url=ci_job_url(),
+            session=self.store.session,
+        )
+        try:
+            self.store.acquire_lock(holder)
+        except LockHeldError as exc:
+            yield exc.holder
+            return
+        try:
+            yield None
+        finally:
+            self.release(env, service, holder.deploy_id)
+
+    def locks(self, env: str) -> list[LockInfo]:
+        """The locks of ``env``, each with ``held`` False when its holder is gone."""
+        return self.store.list_locks(env)
+
+    def break_lock(self, env: str, service: str) -> LockInfo | None:
+        """Remove a stale lock (``LockHeldError`` while its holder lives); what it was, or
+        None when there was no lock."""
+        return self.store.break_lock(env, service)
