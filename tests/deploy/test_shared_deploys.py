@@ -118,6 +118,11 @@ def test_two_checkouts_exclude_each_other_share_history_and_reconcile_a_killed_d
         text = a.run("locks", "--env", ENV)
         assert "stale" in text.stdout
 
+    # not running any more, and not reconciled yet: history says so on either checkout
+    (waiting,) = [r for r in b.json("history", "--env", ENV) if r["id"] == held["deploy_id"]]
+    assert (waiting["outcome"], waiting["running"]) == (None, False)
+    assert "interrupted during verify, not reconciled yet" in b.run("history", "--env", ENV).stdout
+
     # B's next deploy reconciles A's killed one (its candidate tag) and succeeds
     second = b.run("deploy", "--env", ENV, "--service", SERVICE, "--watch", "0")
     assert second.returncode == 0, second.stderr + second.stdout

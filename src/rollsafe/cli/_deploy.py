@@ -304,8 +304,10 @@ def history(
     limit: Annotated[int, typer.Option("--limit", help="At most this many deploys.")] = 50,
     state: StateOpt = None,
 ) -> None:
-    """The deploy journal, newest first: who (user, commit), what (revision, image), checks
-    and findings, stage timings, outcome, rollback.
+    """Show the deploy journal, newest first: who, what, checks, stages and outcome.
+
+    Who (user, host, commit, CI job), what (revision, image), checks and findings, stage
+    timings, outcome, rollback.
 
     Example: rollsafe history --env staging --format json
     """
@@ -315,12 +317,20 @@ def history(
     _, resolved = _open_env(file, env)
     with journal_for(resolved, state) as journal:
         records = journal.history(env, service, limit)
+        # an attempt with no outcome whose process is gone is not running: it awaits
+        # reconciling by the next deploy, rollback or status of its service
+        gone = {
+            r.id
+            for r in records
+            if r.in_progress and not journal.store.is_alive(r.session, r.host, r.pid)
+        }
     if fmt == "json":
-        sys.stdout.write(json.dumps([r.to_dict() for r in records], indent=2) + "\n")
+        data = [r.to_dict() | {"running": r.in_progress and r.id not in gone} for r in records]
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return
     if not records:
         out.print(f"no deploys to {env} yet", highlight=False)
-    for line in history_lines(records):
+    for line in history_lines(records, gone):
         out.print(line, highlight=False, markup=False, soft_wrap=True)
 
 

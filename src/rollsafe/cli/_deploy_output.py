@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,16 +145,20 @@ def _rollback(rollback: dict[str, Any] | None) -> str | None:
     return f"{where}{timing}{', verified' if rollback.get('verified') else ''}"
 
 
-def history_lines(records: list[Any]) -> list[str]:
+def history_lines(records: list[Any], gone: Collection[str] = ()) -> list[str]:
     """``rollsafe history`` as text: one block per deploy, newest first.
 
     Who (user, git commit), what (revision, image), checks with the reason, findings
-    counts, stage timings, outcome and rollback, as the README promises.
+    counts, stage timings, outcome and rollback, as the README promises. ``gone``: ids of
+    attempts with no outcome whose process is gone (not running: awaiting reconcile).
     """
     lines: list[str] = []
     for r in records:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started))
-        outcome = r.outcome or f"running ({r.stage})"
+        if r.outcome is None and r.id in gone:
+            outcome = f"interrupted during {r.stage}, not reconciled yet"
+        else:
+            outcome = r.outcome or f"running ({r.stage})"
         code = f" (exit {r.exit_code})" if r.exit_code is not None else ""
         lines.append(f"{r.id}  {r.service}  {outcome}{code}  {when}")
         # a shared journal holds many machines' deploys: where each ran, and its CI job

@@ -37,8 +37,10 @@ def locks(
     fmt: TextJsonOpt = "text",
     state: StateOpt = None,
 ) -> None:
-    """The deploy locks of an environment, one per service: the holder (user, host, pid,
-    deploy id, since, CI job) and whether it still runs (held) or is gone (stale).
+    """List the deploy locks of an environment, held or stale, with their holders.
+
+    One lock per service: the holder (user, host, pid, deploy id, since, CI job) and
+    whether it still runs (held) or is gone (stale).
 
     A stale lock is taken over by the next deploy; `rollsafe unlock` breaks it at once.
     Exit 0; 1 when the state store cannot be reached.
@@ -79,9 +81,11 @@ def unlock(
     file: ManifestOpt = Path("rollsafe.yaml"),
     state: StateOpt = None,
 ) -> None:
-    """Break the stale deploy lock of a service: one whose holder is gone (on SQLite its
-    process ended; on PostgreSQL its database session did). The break is recorded in the
-    journal with the reason, and `rollsafe history` shows it.
+    """Break a stale deploy lock (its holder is gone), recorded in the journal.
+
+    A stale lock is one whose holder is gone (on SQLite its process ended; on PostgreSQL
+    its database session did). The break is recorded in the journal with the reason, and
+    `rollsafe history` shows it.
 
     Exit 0 broken, or nothing to break; 1 the holder still runs (it is named), or the
     state store cannot be reached.
