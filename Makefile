@@ -11,7 +11,7 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,gcp,fastapi,emulator,postgresql]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,gcp,fastapi,emulator,postgresql,monitor]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -38,6 +38,7 @@ bench: install
 	$(BIN)/python benchmarks/rollback.py
 	$(BIN)/python benchmarks/drift_scale.py
 	$(BIN)/python benchmarks/state.py
+	$(BIN)/python benchmarks/monitor_scale.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

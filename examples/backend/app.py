@@ -31,14 +31,24 @@ first request after start (Cloud Run's startup probe, User-Agent GoogleHC, aside
 many seconds, as an app that fills its caches on first use: a cold start.
 BACKEND_HEALTH_DELAY=1.5 makes every /health answer but the startup probe's wait that long:
 a slow serving revision, so that a deploy spends seconds in its current-health stage.
+
+For the monitor's tests, two flag files switch a running revision:
+BACKEND_FAIL_FILE=path makes /health and every route answer 503 while that file exists
+(a revision that breaks, and recovers, after its deploy). BACKEND_LOG_FILE=path logs each
+new line appended to that file once, at ERROR, as a JSON line on stderr (Cloud Run reads
+its severity), e.g. ``JWT secret not configured``: a revision whose logs show an error.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import json
 import math
 import os
+import sys
+import threading
 import time
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -76,6 +86,56 @@ def revision() -> dict[str, Any]:
             hint="unset BACKEND_FAIL_HEALTH",
         )
     return {"fingerprint": _fingerprint(), "environment": os.environ.get("ENVIRONMENT", "")}
+
+
+def _follow_log_file(path: str, poll: float = 0.1) -> None:
+    """Log each line appended to ``path`` once, at ERROR, on stderr (a daemon thread).
+
+    Lines already in the file when the app starts are not logged again: a new instance of
+    the same revision logs only what is written after it started."""
+    offset = 0
+    with contextlib.suppress(OSError):
+        offset = os.path.getsize(path)
+    pending = b""
+    while True:
+        try:
+            with open(path, "rb") as handle:
+                if os.fstat(handle.fileno()).st_size < offset:
+                    offset = 0  # truncated or replaced: start over
+                handle.seek(offset)
+                chunk = handle.read()
+        except OSError:
+            chunk = b""
+        if chunk:
+            offset += len(chunk)
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for raw in complete:
+                text = raw.decode("utf-8", "replace").strip()
+                if text:
+                    entry = {"severity": "ERROR", "message": text, "logger": "backend"}
+                    sys.stderr.write(json.dumps(entry) + "\n")
+                    sys.stderr.flush()
+        time.sleep(poll)
+
+
+if os.environ.get("BACKEND_LOG_FILE"):
+    threading.Thread(
+        target=_follow_log_file,
+        args=(os.environ["BACKEND_LOG_FILE"],),
+        name="backend-log-file",
+        daemon=True,
+    ).start()
+
+
+@app.middleware("http")
+async def fail_file(request: Request, call_next: RequestResponseEndpoint) -> Response:
+    """BACKEND_FAIL_FILE: every answer is a 503 while that file exists."""
+    flag = os.environ.get("BACKEND_FAIL_FILE")
+    if flag and os.path.exists(flag):
+        body = {"status": "unhealthy", "reason": "BACKEND_FAIL_FILE exists: broken on purpose"}
+        return Response(json.dumps(body), status_code=503, media_type="application/json")
+    return await call_next(request)
 
 
 _first_request_done = False

@@ -63,9 +63,18 @@ _EXPORTS: dict[str, str] = {
     "StartupReport": "rollsafe.startup",
     "StartupSequence": "rollsafe.startup",
     "jwt_secret": "rollsafe.startup",
+    "AlertBook": "rollsafe.monitor",
+    "AlertEvent": "rollsafe.monitor",
+    "MonitorEngine": "rollsafe.monitor",
+    "MonitorLine": "rollsafe.monitor",
+    "Notifier": "rollsafe.monitor",
+    "Observation": "rollsafe.monitor",
+    "PassResult": "rollsafe.monitor",
 }
 
 __all__ = [
+    "AlertBook",
+    "AlertEvent",
     "CheckReport",
     "CheckResult",
     "DeployJournal",
@@ -84,6 +93,11 @@ __all__ = [
     "LockInfo",
     "ManifestError",
     "MemoryStateStore",
+    "MonitorEngine",
+    "MonitorLine",
+    "Notifier",
+    "Observation",
+    "PassResult",
     "PostgresStateStore",
     "ResolvedEnvironment",
     "ResolvedService",
@@ -143,6 +157,15 @@ if TYPE_CHECKING:
         ResolvedService,
         load_manifest,
         manifest_json_schema,
+    )
+    from rollsafe.monitor import (
+        AlertBook,
+        AlertEvent,
+        MonitorEngine,
+        MonitorLine,
+        Notifier,
+        Observation,
+        PassResult,
     )
     from rollsafe.rules import RuleContext, RuleFailure, estimate_secret_strength, run_rules
     from rollsafe.startup import (

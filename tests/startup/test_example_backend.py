@@ -176,3 +176,47 @@ def test_jwt_secret_for_the_environment_wins(serve: Any) -> None:
     answer = server.get("/api/me", {"Authorization": f"Bearer {_token(own)}"})
     assert answer.json()["signed_with"] == "JWT_SECRET_STAGING"
     assert own not in server.output()
+
+
+def _wait_for(predicate: Any, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
+
+
+def test_fail_file_makes_every_route_503_while_it_exists(serve: Any, tmp_path: Any) -> None:
+    flag = tmp_path / "broken"
+    server = serve(_env("contract", BACKEND_FAIL_FILE=str(flag)))
+    assert server.get("/health").status == 200
+    flag.write_text("")
+    for path in ("/health", "/", "/api/fingerprint", "/ready"):
+        answer = server.get(path)
+        assert answer.status == 503, path
+        assert answer.json()["status"] == "unhealthy"
+    flag.unlink()
+    assert server.get("/health").status == 200
+    assert server.get("/").status == 200
+
+
+def test_log_file_lines_are_logged_once_at_error(serve: Any, tmp_path: Any) -> None:
+    feed = tmp_path / "feed.log"
+    feed.write_text("written before the start: not logged\n")
+    server = serve(_env("contract", BACKEND_LOG_FILE=str(feed)))
+    assert server.get("/health").status == 200
+    with feed.open("a") as handle:
+        handle.write("JWT secret not configured\n")
+        handle.flush()
+
+    def logged() -> list[dict[str, Any]]:
+        return [x for x in json_lines(server.output()) if x.get("logger") == "backend"]
+
+    _wait_for(lambda: len(logged()) >= 1)
+    with feed.open("a") as handle:
+        handle.write("second line\n")
+    _wait_for(lambda: len(logged()) >= 2)
+    assert [(x["severity"], x["message"]) for x in logged()] == [
+        ("ERROR", "JWT secret not configured"),
+        ("ERROR", "second line"),
+    ]
+    assert "written before the start" not in server.output()

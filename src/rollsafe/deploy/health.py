@@ -19,7 +19,7 @@ import httpx
 from rollsafe.manifest.resolved import ResolvedHealth
 from rollsafe.platforms.idtoken import IdTokenError
 
-__all__ = ["HealthSpec", "ProbeResult", "probe", "verify"]
+__all__ = ["HealthSpec", "ProbeResult", "judge", "probe", "verify"]
 
 
 #: what healthy means: the manifest's ``health:`` of the service, resolved
@@ -84,6 +84,22 @@ def probe(
         elapsed = time.perf_counter() - start
         return ProbeResult(False, None, elapsed, f"request failed ({exc.__class__.__name__})")
     elapsed = time.perf_counter() - start
+    return judge(response, elapsed, spec, limit=limit, cold=cold)
+
+
+def judge(
+    response: httpx.Response,
+    elapsed: float,
+    spec: HealthSpec,
+    *,
+    limit: float | None = None,
+    cold: bool = False,
+) -> ProbeResult:
+    """Judge an answer (read in full) that took ``elapsed`` seconds by ``spec``'s status,
+    JSON fields and ``limit`` (default ``spec.max_latency``). Pure: the synchronous
+    ``probe`` and the monitor's asynchronous prober share it."""
+    if limit is None and not cold:
+        limit = spec.max_latency
     revision = response.headers.get("x-rollsafe-revision")
     if response.status_code != spec.expect_status:
         reason = f"expected HTTP {spec.expect_status}"

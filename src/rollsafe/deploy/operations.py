@@ -82,6 +82,10 @@ def _check_target(service: str, to: str, platform: Platform) -> None:
         )
 
 
+def _reason(reason: str | None, target: str) -> str:
+    return f"{reason}: rollback to {target}" if reason else f"rollback to {target}"
+
+
 def manual_rollback(
     env: ResolvedEnvironment,
     service: str,
@@ -91,10 +95,13 @@ def manual_rollback(
     journal: DeployJournal,
     listener: DeployListener | None = None,
     tokens: IdTokens | None = None,
+    reason: str | None = None,
 ) -> DeployResult:
     """Give ``to`` (default: the last verified revision not serving) all traffic, verify it.
 
     The verification probes carry ID tokens from ``tokens`` (default: ``platform``'s own).
+    ``reason`` is journaled before the target (``history`` shows it), e.g. the monitor's
+    ``monitor: ServiceDown fired 42 s after deploy D``.
     """
     if service not in env.services:
         raise UsageError(
@@ -113,7 +120,7 @@ def manual_rollback(
         env=env.name,
         service=service,
         checks="rollback",
-        reason=f"rollback to {target}",
+        reason=_reason(reason, target),
         image=None,
         cwd=env.manifest_path.parent,
     )
@@ -136,7 +143,7 @@ def manual_rollback(
             revision=target,
             previous_split=previous,
             stage=Stage.ROLLBACK,
-            reason=f"rollback to {target}",
+            reason=_reason(reason, target),
         )
         start = time.perf_counter()
         try:

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from rollsafe.errors import ManifestError, UsageError
 from rollsafe.manifest._errors import format_key_path, from_validation_error
+from rollsafe.manifest._monitor_resolved import resolve_monitor, resolve_receiver
 from rollsafe.manifest._yaml import LineMap, YamlSyntaxError, load_yaml
 from rollsafe.manifest.models import EnvSpec, Manifest, Service
 from rollsafe.manifest.resolved import (
@@ -89,6 +90,15 @@ class LoadedManifest:
             line=self.lines.line_of(("environments", env)),
             watch=spec.watch if spec.watch is not None else (30.0 if spec.strict else 0.0),
             state=self.model.state,
+            alerts=tuple(
+                resolve_receiver(
+                    receiver,
+                    env=env,
+                    index=sum(1 for r in spec.alerts[:i] if r.type == receiver.type),
+                    line=self.lines.line_of(("environments", env, "alerts", i)),
+                )
+                for i, receiver in enumerate(spec.alerts)
+            ),
         )
 
     def _services(self) -> Iterator[tuple[str, Service]]:
@@ -116,6 +126,7 @@ class LoadedManifest:
         jwt_path: tuple[str, ...] = (*base, "jwt_secret")
         public = svc.public
         analysis = svc.analysis
+        monitor = svc.monitor
         if override is not None:
             for key, entry in override.env.items():
                 previous = env_vars.get(key)
@@ -148,6 +159,7 @@ class LoadedManifest:
             workdir = override.workdir or workdir
             health = override.health or health
             analysis = override.analysis or analysis
+            monitor = override.monitor or monitor
             if override.jwt_secret is not None:
                 jwt, jwt_path = override.jwt_secret, (*over, "jwt_secret")
             if override.public is not None:
@@ -199,6 +211,7 @@ class LoadedManifest:
                 step_seconds=analysis.step_seconds,
                 require_traffic=analysis.require_traffic,
             ),
+            monitor=resolve_monitor(monitor, strict=self.model.environments[env].strict),
         )
 
 

@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from rollsafe.manifest._monitor_models import Monitor, Receiver
 from rollsafe.rules import RULES, RuleRef, parse_rule
 
 __all__ = [
@@ -162,6 +163,11 @@ class Environment(_Model):
         description="How long a deploy watches the service after the shift (default: 30s in "
         "strict environments, 0 elsewhere).",
     )
+    alerts: list[Receiver] = Field(
+        default_factory=list,
+        description="Where `rollsafe monitor` sends this environment's alerts. See "
+        "docs/monitor.md.",
+    )
 
 
 class StartupCheck(_Model):
@@ -298,6 +304,7 @@ class ServiceOverride(_Model):
         default=None,
         description="Override of `public` in this environment.",
     )
+    monitor: Monitor | None = None
 
 
 class Service(_Model):
@@ -319,6 +326,10 @@ class Service(_Model):
         description="Anyone may call the service (allUsers has roles/run.invoker), as "
         "`gcloud run deploy --allow-unauthenticated`. Default false: private, as Cloud Run "
         "creates services; callers need an ID token. See docs/access.md.",
+    )
+    monitor: Monitor = Field(
+        default_factory=Monitor,
+        description="How `rollsafe monitor` watches the service. See docs/monitor.md.",
     )
     overrides: dict[str, ServiceOverride] = Field(default_factory=dict)
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rollsafe.manifest._monitor_resolved import ResolvedMonitor, ResolvedReceiver
 from rollsafe.rules import RuleRef
 
 __all__ = [
@@ -109,6 +110,7 @@ class ResolvedService:
     #: anyone may call it (``allUsers`` has ``roles/run.invoker``); private by default
     public: bool = False
     analysis: ResolvedAnalysis = field(default_factory=ResolvedAnalysis)
+    monitor: ResolvedMonitor = field(default_factory=ResolvedMonitor)
 
     def plain_values(self) -> dict[str, str]:
         """Name to value of every plain variable (never secrets)."""
@@ -132,3 +134,5 @@ class ResolvedEnvironment:
     watch: float = 0.0
     #: the manifest's top-level ``state:`` (``sqlite:PATH`` or a PostgreSQL URL), if any
     state: str | None = None
+    #: where ``rollsafe monitor`` sends alerts (``alerts:``)
+    alerts: tuple[ResolvedReceiver, ...] = ()

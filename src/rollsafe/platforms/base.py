@@ -157,6 +157,10 @@ class ServiceInfo:
     latest_ready_revision: str | None = None
     latest_created_revision: str | None = None
     annotations: dict[str, str] = field(default_factory=dict)
+    #: the service's terminal condition (Cloud Run's ``terminal_condition``, type Ready)
+    #: failed: its last operation (a revision that never became ready) failed, and why
+    terminal_failed: bool = False
+    terminal_message: str = ""
 
     def split(self) -> dict[str, int]:
         """Revision to percent, for revisions with a share of traffic."""

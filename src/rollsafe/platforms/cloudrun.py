@@ -147,6 +147,9 @@ class CloudRunPlatform(Platform):
             )
             for status in svc.traffic_statuses
         )
+        terminal = svc.terminal_condition
+        terminal_failed = terminal.state == self._run.Condition.State.CONDITION_FAILED
+        terminal_message = terminal.message
         return ServiceInfo(
             name=_short(svc.name),
             url=svc.uri or None,
@@ -154,6 +157,8 @@ class CloudRunPlatform(Platform):
             latest_ready_revision=_short(svc.latest_ready_revision) or None,
             latest_created_revision=_short(svc.latest_created_revision) or None,
             annotations=dict(svc.annotations),
+            terminal_failed=terminal_failed,
+            terminal_message=terminal_message if terminal_failed else "",
         )
 
     def _revision_info(self, rev: Any) -> RevisionInfo:

@@ -28,6 +28,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -41,10 +42,12 @@ __all__ = [
     "CloudLoggingRevisionLogs",
     "InMemoryRevisionLogs",
     "LogLine",
+    "LoggedEntry",
     "RequestStats",
     "RevisionLogs",
     "StartFailure",
     "request_filter",
+    "rfc3339",
     "start_filter",
 ]
 
@@ -109,10 +112,14 @@ class RequestStats:
 
     def p95(self) -> float | None:
         """The 95th percentile latency (nearest rank), or None without latencies."""
+        return self.percentile(95)
+
+    def percentile(self, q: int) -> float | None:
+        """The ``q``th percentile latency (nearest rank), or None without latencies."""
         if not self.latencies:
             return None
         ordered = sorted(self.latencies)
-        rank = max(1, -(-95 * len(ordered) // 100))  # ceil(0.95 n)
+        rank = max(1, -(-q * len(ordered) // 100))  # ceil(q/100 n)
         return ordered[rank - 1]
 
 
@@ -401,7 +408,81 @@ class CloudLoggingRevisionLogs(RevisionLogs):
                 rows.append((revision, status, _latency(request.get("latency"))))
         return _count(rows)
 
+    def entries(
+        self,
+        filter_: str,
+        *,
+        what: str,
+        descending: bool = False,
+        max_results: int | None = None,
+    ) -> Iterator[LoggedEntry]:
+        """Every entry of the project matching ``filter_``, by timestamp, read page by page
+        (1,000 a page) up to ``max_results``; vendor errors raised as ``PlatformError``
+        saying ``what`` failed. The monitor reads its incremental pages through this."""
+        logging = import_google("google.cloud.logging")
+        with _map_errors(what):
+            found = self._logging_client().list_entries(
+                resource_names=[f"projects/{self.project}"],
+                filter_=filter_,
+                order_by=logging.DESCENDING if descending else logging.ASCENDING,
+                page_size=1000,
+                max_results=max_results,
+            )
+            for entry in found:
+                yield _logged(entry)
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedEntry:
+    """One entry as ``CloudLoggingRevisionLogs.entries`` reads it (a ``LogLine`` with the
+    fields an incremental reader needs)."""
+
+    log: str
+    severity: str
+    text: str
+    insert_id: str
+    #: RFC 3339 in UTC with microseconds (fixed width: compares as text)
+    timestamp: str
+    service: str
+    revision: str
+    #: ``httpRequest.status`` and ``.latency`` (seconds) of a request-log entry
+    status: int | None = None
+    latency: float | None = None
+
+    @property
+    def at(self) -> float:
+        """The timestamp as ``time.time()`` seconds."""
+        return datetime.fromisoformat(self.timestamp.replace("Z", "+00:00")).timestamp()
+
+
+def rfc3339(moment: float) -> str:
+    """``time.time()`` seconds as the fixed-width RFC 3339 a Logging filter takes."""
+    return _rfc3339(moment)
+
+
+def _logged(entry: Any) -> LoggedEntry:
+    labels = (entry.resource.labels if entry.resource is not None else None) or {}
+    request = entry.http_request or {}
+    status = request.get("status")
+    stamp = entry.timestamp
+    when = (
+        stamp.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        if isinstance(stamp, datetime)
+        else _rfc3339(time.time())
+    )
+    return LoggedEntry(
+        log=_short_log(entry.log_name or ""),
+        severity=str(entry.severity or "DEFAULT"),
+        text=_text(entry.payload) if entry.payload is not None else "",
+        insert_id=str(entry.insert_id or ""),
+        timestamp=when,
+        service=str(labels.get("service_name") or ""),
+        revision=str(labels.get("revision_name") or ""),
+        status=status if isinstance(status, int) else None,
+        latency=_latency(request.get("latency")),
+    )

@@ -80,7 +80,10 @@ class InMemoryPlatform(Platform):
             if failure is not None:
                 if current is not None:
                     self._services[spec.service] = replace(
-                        current, latest_created_revision=spec.revision
+                        current,
+                        latest_created_revision=spec.revision,
+                        terminal_failed=True,
+                        terminal_message=failure,
                     )
                 raise RevisionFailedError(failure, revision=spec.revision)
             traffic: tuple[TrafficTarget, ...]
@@ -96,6 +99,8 @@ class InMemoryPlatform(Platform):
                 traffic=traffic,
                 latest_created_revision=spec.revision,
                 latest_ready_revision=spec.revision,
+                terminal_failed=False,
+                terminal_message="",
             )
             self._services[spec.service] = updated
             return updated
