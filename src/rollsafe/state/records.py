@@ -169,11 +169,14 @@ class LockInfo:
     held: bool = True
 
     def describe(self) -> str:
-        """``deploy ID by USER on HOST (pid N, since HH:MM:SS UTC[, CI URL])``."""
+        """``deploy ID by USER on HOST (pid N, since HH:MM:SS UTC[, CI URL])`` (no
+        ``deploy`` for a pseudo-service's holder, such as ``monitor-ID``)."""
         since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.since))
         ci = f", {self.ci_url}" if self.ci_url else ""
+        # a pseudo-service (``@monitor``) is held by a process that is not a deploy
+        holder = "" if self.service.startswith("@") else "deploy "
         return (
-            f"deploy {self.deploy_id} by {self.user} on {self.host} "
+            f"{holder}{self.deploy_id} by {self.user} on {self.host} "
             f"(pid {self.pid}, since {since}{ci})"
         )
 
