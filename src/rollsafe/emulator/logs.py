@@ -19,6 +19,7 @@ from functools import cached_property
 from typing import Any
 
 from rollsafe.emulator.db import EmulatorDB
+from rollsafe.platforms.logs import SEVERITIES
 
 __all__ = [
     "RUN_RESOURCE",
@@ -30,18 +31,6 @@ __all__ = [
     "run_labels",
 ]
 
-# google.logging.type.LogSeverity
-SEVERITIES = {
-    "DEFAULT": 0,
-    "DEBUG": 100,
-    "INFO": 200,
-    "NOTICE": 300,
-    "WARNING": 400,
-    "ERROR": 500,
-    "CRITICAL": 600,
-    "ALERT": 700,
-    "EMERGENCY": 800,
-}
 _ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL", "ERR": "ERROR", "TRACE": "DEBUG"}
 
 _SCHEMA = """

@@ -35,6 +35,7 @@ from typing import Any
 
 from rollsafe.platforms.logs import (
     REQUEST_LOG,
+    SEVERITIES,
     SYSTEM_LOG,
     CloudLoggingRevisionLogs,
     LoggedEntry,
@@ -58,18 +59,6 @@ LINE_LOGS = ("run.googleapis.com/stdout", "run.googleapis.com/stderr", SYSTEM_LO
 #: Cloud Logging refuses filters longer than 20,000 characters; leave room for the rest
 _MAX_NAMES_LENGTH = 15_000
 _CURSOR_KEY = "logs"
-
-_SEVERITIES = {
-    "DEFAULT": 0,
-    "DEBUG": 100,
-    "INFO": 200,
-    "NOTICE": 300,
-    "WARNING": 400,
-    "ERROR": 500,
-    "CRITICAL": 600,
-    "ALERT": 700,
-    "EMERGENCY": 800,
-}
 
 
 def cursor_namespace(env: str) -> str:
@@ -115,7 +104,7 @@ class LogEntryLine:
     @property
     def level(self) -> int:
         """The severity as Cloud Logging's number (ERROR is 500)."""
-        return _SEVERITIES.get(self.severity.upper(), 0)
+        return SEVERITIES.get(self.severity.upper(), 0)
 
 
 def _quoted(name: str) -> str:

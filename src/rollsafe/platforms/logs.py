@@ -38,6 +38,7 @@ from rollsafe.platforms.base import PlatformError, PlatformUnavailableError
 
 __all__ = [
     "REQUEST_LOG",
+    "SEVERITIES",
     "SYSTEM_LOG",
     "CloudLoggingRevisionLogs",
     "InMemoryRevisionLogs",
@@ -61,6 +62,21 @@ _POLL = 0.5
 
 _EXIT = re.compile(r"Container (?:called exit\(\d+\)|terminated on signal \d+)\.")
 _PROBE = re.compile(r"STARTUP (?:TCP|HTTP|GRPC) probe failed")
+
+
+#: Cloud Logging's severities by name (``google.logging.type.LogSeverity``): read by the
+#: monitor and written by the emulator
+SEVERITIES = {
+    "DEFAULT": 0,
+    "DEBUG": 100,
+    "INFO": 200,
+    "NOTICE": 300,
+    "WARNING": 400,
+    "ERROR": 500,
+    "CRITICAL": 600,
+    "ALERT": 700,
+    "EMERGENCY": 800,
+}
 
 
 @dataclass(frozen=True, slots=True)
