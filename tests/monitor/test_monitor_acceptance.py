@@ -16,6 +16,7 @@ No secret value, receiver URL or key appears in any output.
 from __future__ import annotations
 
 import json
+import math
 import signal
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from rollsafe.monitor.history import read_alert_history
 from tests.deploy.conftest import ENV, SERVICE, Site
 from tests.monitor._monitor_site import (
     FAST,
@@ -171,6 +173,17 @@ def test_a_deploy_that_breaks_after_verification_is_rolled_back(
         monitor.wait_for(f"{DOWN} resolved")
         assert monitor.stop() == 0
     assert site.split() == {good: 100}
+    # the alert history keeps the episode, with its end and the rollback, for `rollsafe why`
+    (down,) = [
+        r
+        for r in read_alert_history(
+            site.journal.store, ENV, since=0, until=math.inf, service=SERVICE
+        )
+        if r.alertname == DOWN
+    ]
+    assert down.action
+    assert f"back to {good}" in down.action
+    assert down.ends_at is not None
     history = site.cli("history", "--env", ENV)
     assert history.exit_code == 0, history.output
     assert f"monitor: {DOWN} fired" in history.output

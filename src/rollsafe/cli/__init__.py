@@ -1,7 +1,7 @@
 """The ``rollsafe`` command line: the only place that prints or exits.
 
 Commands live in ``_check.py``, ``_deploy.py``, ``_drift.py``, ``_emulator.py``,
-``_monitor.py``, ``_secret.py`` and ``_state.py``;
+``_incidents.py``, ``_monitor.py``, ``_secret.py`` and ``_state.py``;
 importing them registers them on ``app``.
 """
 
@@ -15,6 +15,7 @@ from rollsafe.cli import (  # noqa: F401 - registers the commands
     _deploy,
     _drift,
     _emulator,
+    _incidents,
     _monitor,
     _secret,
     _state,

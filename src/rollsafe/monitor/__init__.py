@@ -6,7 +6,9 @@ The parts: ``MonitorEngine`` (the loop) turns signals (``AsyncProber``'s probes,
 templates) into ``Observation``s; ``AlertBook`` keeps each alert's state in the
 ``StateStore`` and yields ``AlertEvent``s; ``Notifier`` sends them to the receivers off the
 loop; ``AutoRollback`` rolls a fresh deploy back; ``Leader`` elects one monitor of several;
-``MonitorMetrics`` and ``MonitorServer`` expose ``/metrics``.
+``MonitorMetrics`` and ``MonitorServer`` expose ``/metrics``. For the incident report,
+``AlertHistory`` keeps every announced alert (``read_alert_history``) and ``ProbeRecorder``
+the probe results in one-minute buckets (``read_probe_buckets``).
 
 Names load lazily: importing the model does not import the engine, Drain3 or httpx.
 """
@@ -40,12 +42,22 @@ _EXPORTS: dict[str, str] = {
     "ServiceLogReader": "rollsafe.monitor.logs",
     "MonitorMetrics": "rollsafe.monitor.metrics",
     "MonitorServer": "rollsafe.monitor.server",
+    "AlertHistory": "rollsafe.monitor.history",
+    "AlertRecord": "rollsafe.monitor.history",
+    "history_namespace": "rollsafe.monitor.history",
+    "read_alert_history": "rollsafe.monitor.history",
+    "ProbeBucket": "rollsafe.monitor.samples",
+    "ProbeRecorder": "rollsafe.monitor.samples",
+    "probes_namespace": "rollsafe.monitor.samples",
+    "read_probe_buckets": "rollsafe.monitor.samples",
 }
 
 __all__ = [
     "AlertBook",
     "AlertEvent",
+    "AlertHistory",
     "AlertName",
+    "AlertRecord",
     "AlertStatus",
     "AsyncProber",
     "AutoRollback",
@@ -61,17 +73,29 @@ __all__ = [
     "Notifier",
     "Observation",
     "PassResult",
+    "ProbeBucket",
+    "ProbeRecorder",
     "ProbeSample",
     "Receiver",
     "ReceiverError",
     "ServiceLogReader",
+    "history_namespace",
     "open_receivers",
+    "probes_namespace",
+    "read_alert_history",
+    "read_probe_buckets",
 ]
 
 if TYPE_CHECKING:
     from rollsafe.monitor._output import MonitorLine, PassResult
     from rollsafe.monitor.alerts import AlertBook
     from rollsafe.monitor.engine import MonitorEngine
+    from rollsafe.monitor.history import (
+        AlertHistory,
+        AlertRecord,
+        history_namespace,
+        read_alert_history,
+    )
     from rollsafe.monitor.leader import Leader, MonitorRunningError
     from rollsafe.monitor.logs import ServiceLogReader
     from rollsafe.monitor.metrics import MonitorMetrics
@@ -92,6 +116,12 @@ if TYPE_CHECKING:
         open_receivers,
     )
     from rollsafe.monitor.rollback import AutoRollback
+    from rollsafe.monitor.samples import (
+        ProbeBucket,
+        ProbeRecorder,
+        probes_namespace,
+        read_probe_buckets,
+    )
     from rollsafe.monitor.server import MonitorServer
 
 

@@ -13,7 +13,12 @@ One pass:
    alerts, new error templates) go to the ``AlertBook``; its firing down or 5xx events may
    roll a fresh deploy back (``monitor.rollback_within``), which the event then says;
 4. the events go to the ``Notifier`` (which never blocks), and each state change is one
-   ``MonitorLine`` to the listener.
+   ``MonitorLine`` to the listener;
+5. what the incident report needs is recorded: every firing and resolved event (with its
+   action) in the ``AlertHistory``, every probe result in the ``ProbeRecorder``'s
+   one-minute buckets (flushed each pass, and on ``close``). From the first pass this
+   monitor leads, what is older than 90 days is pruned (the buckets a batch of services
+   per pass).
 
 Only the leader (``Leader``) runs passes; a standby idles and tries to take over every
 interval.
@@ -53,6 +58,8 @@ __all__ = ["MonitorEngine", "MonitorLine", "PassResult"]
 
 #: how long ``close`` waits for the receivers to send what is queued
 FLUSH_SECONDS = 3.0
+#: services whose old probe buckets one pass prunes (a few dozen key lists each)
+PRUNE_BATCH = 20
 
 Listener = Callable[[MonitorLine], None]
 
@@ -117,6 +124,14 @@ class MonitorEngine:
         from rollsafe.monitor.alerts import AlertBook
 
         self._book = AlertBook(store, env.name, settings=self.settings, clock=clock)
+        from rollsafe.monitor.history import AlertHistory
+        from rollsafe.monitor.samples import ProbeRecorder
+
+        self._history = AlertHistory(store, env.name, clock=clock)
+        self._recorder = ProbeRecorder(store, env.name)
+        #: services whose old probe buckets are still to prune (None: not started yet)
+        self._unpruned: list[str] | None = None
+        self._prune_before = 0.0
         self._receivers = list(receivers)
         #: made once this monitor leads: a standby must not send the leader's outbox
         self._notifier: Any = None
@@ -245,6 +260,7 @@ class MonitorEngine:
             result.failing = self._firing()
             return result
         started = time.monotonic()
+        self._prune(now)
         due = [t for t in self._targets.values() if t.due <= now]
         if not self._fixed:
             due = [t for t in due if self._lookup(t, result)]
@@ -255,12 +271,16 @@ class MonitorEngine:
         observations: list[Observation] = []
         for sample, target in self._probe(due, now):
             observations.append(probe_observation(sample, target.revision))
+            self._recorder.add(
+                sample.service, sample.at, bool(sample.ok), sample.status, sample.latency
+            )
         for target in due:
             target.due = now + self.settings(target.name).interval
             observations.extend(self._observe(target, now))
         if self._signals is not None:
             observations.extend(self._signals.new_templates(lines))
         self._evaluate(observations, result)
+        self._recorder.flush(self._clock())
         if self._metrics is not None:
             for (service, revision), (count, errors) in new_requests(requests).items():
                 self._metrics.observe_requests(service, revision, count, errors)
@@ -379,6 +399,22 @@ class MonitorEngine:
     def _recovered(self, source: str) -> None:
         self._errors.pop(source, None)
 
+    def _prune(self, now: float) -> None:
+        """From the first pass this monitor leads: history and probe buckets older than 90
+        days go (issue 14's retention policy will refine this). The history at once, the
+        buckets ``PRUNE_BATCH`` services a pass, so a thousand services do not hold up the
+        first pass."""
+        if self._unpruned is None:
+            from rollsafe.monitor.history import RETENTION_SECONDS
+
+            self._prune_before = now - RETENTION_SECONDS
+            self._history.prune(self._prune_before)
+            self._unpruned = list(self._targets)
+        if self._unpruned:
+            batch = self._unpruned[:PRUNE_BATCH]
+            del self._unpruned[:PRUNE_BATCH]
+            self._recorder.prune(batch, self._prune_before)
+
     # -- evaluation ------------------------------------------------------------------
     def _evaluate(self, observations: list[Observation], result: PassResult) -> None:
         result.observations = observations
@@ -389,6 +425,8 @@ class MonitorEngine:
         if events and self._notifier is not None:
             self._notifier.submit(events)
         active = self._book.active()
+        # for the incident report; a store that refuses it is logged, never fatal
+        self._history.record(events, fired_at=_fired_at(active) if events else None)
         if self._metrics is not None:
             self._metrics.set_alerts(active)
         summaries = {(o.service, o.alertname): o for o in observations}
@@ -447,8 +485,10 @@ class MonitorEngine:
 
     # -- lifetime --------------------------------------------------------------------
     def close(self, flush: float = FLUSH_SECONDS) -> None:
-        """Send what is queued (at most ``flush`` seconds), close the prober and loop."""
+        """Write the probe buckets held, send what is queued (at most ``flush``
+        seconds), close the prober and loop."""
         try:
+            self._recorder.flush(self._clock(), force=True)
             if self._notifier is not None:
                 self._notifier.flush(flush)
                 self._notifier.close()
@@ -472,3 +512,12 @@ class MonitorEngine:
 
 def _key(observation: Observation) -> str:
     return f"{observation.service}/{observation.alertname}"
+
+
+def _fired_at(active: list[dict[str, Any]]) -> dict[str, float]:
+    """``SERVICE/ALERTNAME`` -> when it fired, of the ``AlertBook``'s active alerts."""
+    return {
+        f"{a['service']}/{a['alertname']}": float(a["fired_at"])
+        for a in active
+        if a.get("fired_at") is not None
+    }

@@ -469,6 +469,8 @@ class LoggedEntry:
     #: ``httpRequest.status`` and ``.latency`` (seconds) of a request-log entry
     status: int | None = None
     latency: float | None = None
+    #: ``httpRequest.requestUrl`` of a request-log entry (its host tells a tag URL apart)
+    url: str | None = None
 
     @property
     def at(self) -> float:
@@ -501,4 +503,5 @@ def _logged(entry: Any) -> LoggedEntry:
         revision=str(labels.get("revision_name") or ""),
         status=status if isinstance(status, int) else None,
         latency=_latency(request.get("latency")),
+        url=request.get("requestUrl") if isinstance(request.get("requestUrl"), str) else None,
     )
