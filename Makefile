@@ -21,8 +21,13 @@ lint: install
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy --strict src
 
+# pytest-xdist workers: most tests wait on real processes (the emulator, revisions,
+# PostgreSQL, CLI children), so four keep two cores busy. Each worker starts its own
+# emulator and PostgreSQL cluster. PYTEST_WORKERS=0 runs everything in one process.
+PYTEST_WORKERS ?= 4
+
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist worksteal
 
 # The main job: the staging incident played on the local emulator (see README).
 demo: install

@@ -102,7 +102,7 @@ class PostgresCluster:
         self._durable = durable
         try:
             self._initdb()
-            self.start()
+            self._first_start()
             self._create_role()
         except BaseException:
             self.destroy()
@@ -166,6 +166,20 @@ class PostgresCluster:
             "start",
         )
         self.running = True
+
+    def _first_start(self, tries: int = 3) -> None:
+        # under pytest-xdist several workers start clusters at once: another process may
+        # take the free port between _free_port() and the server's bind; take another then
+        for attempt in range(tries):
+            try:
+                self.start()
+                return
+            except RuntimeError:
+                log = self.logfile.read_text(errors="replace") if self.logfile.exists() else ""
+                if attempt == tries - 1 or "Address already in use" not in log:
+                    raise
+                self.logfile.unlink()
+                self.port = _free_port()
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server: ``fast`` ends every session (clients see an admin shutdown),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rollsafe.emulator.server import start_emulator, stop_emulator
+from rollsafe.emulator.server import LOG_FILE, EmulatorError, start_emulator, stop_emulator
 from tests._postgres import PostgresCluster, find_bindir
 
 REPO = Path(__file__).resolve().parent.parent
@@ -108,6 +108,8 @@ def basic_manifest(write: Callable[[str, str], Path]) -> Path:
 
 
 # -- one real emulator process for the whole session (emulator, adapters, deploys) --
+# Under pytest-xdist (`make test`) every session-scoped fixture here exists once per worker:
+# its own emulator, state directory and PostgreSQL cluster, each on a free port.
 
 _projects = itertools.count(1)
 
@@ -120,7 +122,15 @@ def emulator_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def emulator(emulator_dir: Path) -> Iterator[str]:
     """The endpoint (``http://127.0.0.1:PORT``) of a running emulator."""
-    status = start_emulator(emulator_dir)
+    try:
+        status = start_emulator(emulator_dir)
+    except EmulatorError:
+        # another worker's process may take the free port before the emulator binds it;
+        # only then is a second start (on another free port) worth it
+        log = (emulator_dir / LOG_FILE).read_text(errors="replace").lower()
+        if "address already in use" not in log:
+            raise
+        status = start_emulator(emulator_dir)
     assert status.endpoint is not None
     try:
         yield status.endpoint
