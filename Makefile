@@ -44,6 +44,7 @@ bench: install
 	$(BIN)/python benchmarks/drift_scale.py
 	$(BIN)/python benchmarks/state.py
 	$(BIN)/python benchmarks/monitor_scale.py
+	$(BIN)/python benchmarks/status_page.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

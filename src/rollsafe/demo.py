@@ -3,14 +3,18 @@
 (1) the incident's secrets: the deploy is refused with the findings; (2) forced anyway: the
 revision exits 3 and traffic stays on the good revision; (3) a revision that starts but
 answers 503: verification fails and traffic is rolled back; (4) secrets fixed: the deploy
-goes through canary steps; (5) the history. A prober requests the service URL every 50 ms
-throughout and counts every answer that is not 200. The backend is private, as on Cloud
-Run: the prober and the deploys carry ID tokens that the emulator mints.
+goes through canary steps; (5) the history. Then the loop (``rollsafe._demo_loop``): (6) a
+deploy that passed verification breaks, (7) the monitor alerts a local receiver and rolls
+it back, (8) ``rollsafe why`` writes the report, (9) the status page and the report.
+A prober requests the service URL every 50 ms throughout and counts every answer that is
+not 200, those during the staged break apart. The backend is private, as on Cloud Run: the
+prober and the deploys carry ID tokens that the emulator mints.
 """
 
 from __future__ import annotations
 
 import secrets
+import shutil
 import tempfile
 import threading
 import time
@@ -20,14 +24,20 @@ from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
+from rollsafe._demo_loop import LoopOutcome, demo_manifest, play_loop
+from rollsafe._demo_monitor import DemoMonitor
 from rollsafe.deploy import DeployListener, DeployOptions, DeployResult, run_deploy
 from rollsafe.errors import RollsafeError
 from rollsafe.manifest import ResolvedEnvironment, load_manifest
 from rollsafe.platforms.idtoken import IdTokenAuth, IdTokens
 from rollsafe.state.journal import DeployJournal, DeployRecord
+
+if TYPE_CHECKING:
+    from rollsafe.stores.secretmanager import SecretManagerStore
 
 __all__ = ["DemoOutcome", "Prober", "demo_files", "run_demo"]
 
@@ -51,6 +61,9 @@ class Prober:
     """Requests a URL every ``interval`` seconds in a thread; counts answers that are not 200.
 
     ``auth`` (an ``IdTokenAuth``) gives each request the ID token a private service needs.
+    While ``staging(True)`` (a break made on purpose) they go to ``staged``, not ``bad``;
+    ``last_ok`` is the ``time.monotonic()`` of the latest 200. Each failed answer is kept
+    as what it was and when (``HTTP 503 at 10:41:02.123Z``).
     """
 
     def __init__(self, url: str, interval: float = 0.05, *, auth: httpx.Auth | None = None) -> None:
@@ -59,22 +72,31 @@ class Prober:
         self.auth = auth
         self.total = 0
         self.bad: list[str] = []
+        self.staged: list[str] = []
+        self.last_ok = 0.0
+        self._staging = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rollsafe-prober", daemon=True)
 
     def _run(self) -> None:
         with httpx.Client(timeout=2.0, auth=self.auth) as client:
             while not self._stop.is_set():
+                failed = self.staged if self._staging else self.bad
                 try:
                     status = client.get(self.url + "/health").status_code
                 except (httpx.HTTPError, RollsafeError) as exc:
-                    status = 0
-                    self.bad.append(f"no answer ({exc.__class__.__name__})")
+                    failed.append(f"no answer ({exc.__class__.__name__}) at {_now()}")
                 else:
                     if status != 200:
-                        self.bad.append(f"HTTP {status}")
+                        failed.append(f"HTTP {status} at {_now()}")
+                    else:
+                        self.last_ok = time.monotonic()
                 self.total += 1
                 self._stop.wait(self.interval)
+
+    def staging(self, on: bool) -> None:
+        """Count the answers that are not 200 as the staged break's (``on``) or not."""
+        self._staging = on
 
     def start(self) -> Prober:
         self._thread.start()
@@ -85,29 +107,46 @@ class Prober:
         self._thread.join(timeout=5)
 
 
+def _now() -> str:
+    now = time.time()
+    return time.strftime("%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+
+
 @dataclass
 class DemoOutcome:
     """What the demo saw; ``ok`` when every scenario ended as the story says."""
 
     steps: list[tuple[str, bool, str]] = field(default_factory=list)
     non_200: int = 0
+    #: the first few of them, with their time
+    non_200_seen: list[str] = field(default_factory=list)
+    #: answers that were not 200 while the demo broke the service on purpose (scene 6)
+    staged: int = 0
     probes: int = 0
+    loop: LoopOutcome | None = None
     history: list[DeployRecord] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return all(ok for _, ok, _ in self.steps) and self.non_200 == 0
+        loop = self.loop.steps if self.loop is not None else []
+        return all(ok for _, ok, _ in [*self.steps, *loop]) and self.non_200 == 0
 
 
 @contextmanager
-def _workspace(keep: Path | None) -> Iterator[Path]:
-    if keep is not None:
-        keep.mkdir(parents=True, exist_ok=True)
-        yield keep
+def _workspace(given: Path | None) -> Iterator[Path]:
+    """``given``, or a new temporary directory that stays for its report (the state in
+    it, the emulator's data and keys, goes; all of it goes when no report was written)."""
+    if given is not None:
+        given.mkdir(parents=True, exist_ok=True)
+        yield given
         return
-    with tempfile.TemporaryDirectory(prefix="rollsafe-demo-") as tmp:
-        yield Path(tmp)
+    root = Path(tempfile.mkdtemp(prefix="rollsafe-demo-"))
+    try:
+        yield root
+    finally:
+        reported = any(root.glob("incident-report.*"))
+        shutil.rmtree(root / ".rollsafe" if reported else root, ignore_errors=True)
 
 
 def demo_files() -> Traversable:
@@ -138,10 +177,10 @@ def _copy_tree(source: Traversable, target: Path) -> None:
 def _copy_examples(root: Path) -> tuple[Path, Path]:
     """The example manifest and backend, plus an incident variant with the bad redirect."""
     files = demo_files()
-    (root / "rollsafe.yaml").write_bytes((files / "rollsafe.yaml").read_bytes())
+    text = demo_manifest((files / "rollsafe.yaml").read_text(encoding="utf-8"))
     _copy_tree(files / "backend", root / "backend")
     good = root / "rollsafe.yaml"
-    text = good.read_text()
+    good.write_text(text, encoding="utf-8")
     if BAD_REDIRECT[0] not in text:
         raise RuntimeError("examples/rollsafe.yaml no longer has the expected redirect URI")
     incident = root / "incident.yaml"
@@ -155,8 +194,19 @@ def run_demo(
     *,
     workspace: Path | None = None,
     watch: float = 2.0,
+    serve: str = "127.0.0.1:0",
+    loop_only: bool = False,
+    history: Callable[[list[DeployRecord]], None] | None = None,
+    keep: Callable[[DemoOutcome], None] | None = None,
 ) -> DemoOutcome:
-    """Play the incident; ``say`` narrates, ``listener`` draws each deploy's stages."""
+    """Play the incident; ``say`` narrates, ``listener`` draws each deploy's stages.
+
+    ``history`` shows the journal after scene (4); the status page is served on ``serve``.
+    ``loop_only``: the baseline (0), then the loop (6-9) straight away.
+    ``keep``, when given, is called with the outcome once everything was played, with the
+    emulator, the monitor and the status page still running, and they stop when it
+    returns (``rollsafe demo --keep`` waits for Ctrl-C in it).
+    """
     from rollsafe.emulator.server import start_emulator, stop_emulator
     from rollsafe.platforms.cloudrun import CloudRunPlatform
     from rollsafe.platforms.logs import CloudLoggingRevisionLogs
@@ -219,30 +269,69 @@ def run_demo(
                 prober = Prober(service.url, auth=IdTokenAuth(tokens)).start()
                 say(f"prober: GET {service.url}/health every 50 ms from now on, with an ID token")
 
-                say("(1) the incident's secrets and redirect: the deploy is refused")
-                for name, value in WEAK.items():
-                    store.add_version(name, value)
-                expect("incident deploy refused by preflight", deploy(incident), 1)
+                if not loop_only:
+                    _story(say, expect, deploy, store, strong_secrets, good, incident)
 
-                say("(2) forced anyway: the start-up guard exits 3, traffic stays put")
-                forced = deploy(incident, force=True, reason="demo: force the incident deploy")
-                expect("forced deploy fails at start-up", forced, 3)
-
-                say("(3) secrets fixed, but the new revision answers 503 after start")
-                strong_secrets()
-                broken = deploy(good, extra_env={"BACKEND_FAIL_HEALTH": "1"})
-                expect("broken revision rolled back", broken, 3)
-
-                say("(4) secrets and configuration fixed: canary 10% -> 50% -> 100%")
-                expect("fixed deploy through canary steps", deploy(good, canary=(10, 50, 100)), 0)
-
-                outcome.history = journal.history(ENV, SERVICE)
+                if history is not None:
+                    history(journal.history(ENV, SERVICE))
+                with DemoMonitor(
+                    good, journal=journal, secrets=store, endpoint=endpoint, say=say, serve=serve
+                ) as monitor:
+                    outcome.loop = play_loop(
+                        monitor,
+                        deploy=lambda **options: deploy(good, **options),
+                        prober=prober,
+                        platform=platform,
+                        logs=revision_logs,
+                        root=root,
+                        service=SERVICE,
+                    )
+                    outcome.history = journal.history(ENV, SERVICE)
+                    _stop_prober(prober, outcome)
+                    outcome.seconds = time.perf_counter() - started
+                    if keep is not None:
+                        keep(outcome)
         finally:
             if prober is not None:
-                prober.stop()
-                outcome.non_200 = len(prober.bad)
-                outcome.probes = prober.total
+                _stop_prober(prober, outcome)
             say("stopping the emulator and every revision ...")
             stop_emulator(state_dir)
-    outcome.seconds = time.perf_counter() - started
+    if keep is None:
+        outcome.seconds = time.perf_counter() - started
     return outcome
+
+
+def _story(
+    say: Callable[[str], None],
+    expect: Callable[[str, DeployResult, int], None],
+    deploy: Callable[..., DeployResult],
+    store: SecretManagerStore,
+    strong_secrets: Callable[[], None],
+    good: ResolvedEnvironment,
+    incident: ResolvedEnvironment,
+) -> None:
+    """Scenes (1) to (4): the incident refused, forced, a broken revision, the fix."""
+    say("(1) the incident's secrets and redirect: the deploy is refused")
+    for name, value in WEAK.items():
+        store.add_version(name, value)
+    expect("incident deploy refused by preflight", deploy(incident), 1)
+
+    say("(2) forced anyway: the start-up guard exits 3, traffic stays put")
+    forced = deploy(incident, force=True, reason="demo: force the incident deploy")
+    expect("forced deploy fails at start-up", forced, 3)
+
+    say("(3) secrets fixed, but the new revision answers 503 after start")
+    strong_secrets()
+    broken = deploy(good, extra_env={"BACKEND_FAIL_HEALTH": "1"})
+    expect("broken revision rolled back", broken, 3)
+
+    say("(4) secrets and configuration fixed: canary 10% -> 50% -> 100%")
+    expect("fixed deploy through canary steps", deploy(good, canary=(10, 50, 100)), 0)
+
+
+def _stop_prober(prober: Prober, outcome: DemoOutcome) -> None:
+    prober.stop()
+    outcome.non_200 = len(prober.bad)
+    outcome.non_200_seen = prober.bad[:5]
+    outcome.staged = len(prober.staged)
+    outcome.probes = prober.total

@@ -318,3 +318,19 @@ def test_access_mismatch_renders_in_text_and_json(
     assert data["fix"]["rollsafe"] is None
     assert data["fix"]["gcloud"].startswith("gcloud run services remove-iam-policy-binding api ")
     assert data["severity"] == "error"
+
+
+def test_the_monitors_receiver_secrets_are_not_orphans(
+    write: Callable[[str, str], Path],
+) -> None:
+    text = MANIFEST.replace(
+        "dev: {strict: false}",
+        'dev: {strict: false, alerts: [{type: webhook, url: {secret: "hook-key-{env}"}}]}',
+    )
+    dev = load_manifest(write("rollsafe.yaml", text)).resolve("dev")
+    store = InMemorySecretStore({"token-dev": strong(), "hook-key-dev": "https://hooks.test/x"})
+    store.add_version("jwt-secret-dev", strong())
+    platform = InMemoryPlatform()
+    platform.create_revision(_revision("api-1", {"TOKEN": SecretRef("token-dev", "1")}))
+    orphans = [f.key for f in run_drift(dev, store, platform).findings if f.kind == "orphan_secret"]
+    assert orphans == ["jwt-secret-dev"]  # the receiver's URL is used, by the monitor

@@ -154,3 +154,48 @@ def test_bad_receivers_name_the_line(
         load_manifest(write("rollsafe.yaml", text))
     assert words in str(info.value)
     assert info.value.line == 6
+
+
+# -- monitor.retention (issue 14) ---------------------------------------------------------
+def test_retention_defaults_and_days(write: Callable[[str, str], Path]) -> None:
+    text = MANIFEST.replace(
+        "monitor: {interval: 1s,", "monitor: {retention: {raw: 36h, hourly: 14d}, interval: 1s,"
+    )
+    qa = load_manifest(write("rollsafe.yaml", text)).resolve("qa")
+    web, api = qa.services["web"].monitor.retention, qa.services["api"].monitor.retention
+    assert (web.raw, web.hourly, web.daily) == (36 * 3600.0, 14 * 86400.0, 90 * 86400.0)
+    assert (api.raw, api.hourly, api.daily) == (2 * 86400.0, 30 * 86400.0, 90 * 86400.0)
+
+
+@pytest.mark.parametrize(
+    ("snippet", "words", "key"),
+    [
+        pytest.param("{raw: 12h}", "at least 1d", "monitor.retention", id="raw-under-a-day"),
+        pytest.param(
+            "{raw: 3d, hourly: 2d}", "raw <= hourly <= daily", "monitor.retention", id="order"
+        ),
+        pytest.param("{daily: 10d}", "raw <= hourly <= daily", "monitor.retention", id="daily"),
+        pytest.param("{raw: 2w}", "like '2d'", "monitor.retention.raw", id="bad-unit"),
+        pytest.param("{weekly: 2d}", "weekly", "monitor.retention", id="unknown-key"),
+    ],
+)
+def test_bad_retention_names_file_line_and_key(
+    write: Callable[[str, str], Path], snippet: str, words: str, key: str
+) -> None:
+    text = f"""
+    version: 1
+    project: shop
+    environments: {{qa: {{platform: local}}}}
+    services:
+      web:
+        command: [python]
+        monitor: {{retention: {snippet}}}
+    """
+    path = write("rollsafe.yaml", text)
+    with pytest.raises(ManifestError) as info:
+        load_manifest(path)
+    assert words in str(info.value)
+    assert info.value.line == 7
+    assert key in (info.value.key_path or "")
+    assert str(path) in str(info.value)
+    assert info.value.hint

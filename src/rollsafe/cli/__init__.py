@@ -1,7 +1,7 @@
 """The ``rollsafe`` command line: the only place that prints or exits.
 
 Commands live in ``_check.py``, ``_deploy.py``, ``_drift.py``, ``_emulator.py``,
-``_incidents.py``, ``_monitor.py``, ``_secret.py`` and ``_state.py``;
+``_incidents.py``, ``_monitor.py``, ``_secret.py``, ``_state.py`` and ``_web.py``;
 importing them registers them on ``app``.
 """
 
@@ -19,6 +19,7 @@ from rollsafe.cli import (  # noqa: F401 - registers the commands
     _monitor,
     _secret,
     _state,
+    _web,
 )
 from rollsafe.cli._common import app, guarded, print_error
 from rollsafe.errors import RollsafeError

@@ -22,6 +22,7 @@ from rollsafe.cli._common import (
     guarded,
     journal_for,
     out,
+    warn,
 )
 
 # -- deploys -----------------------------------------------------------------------------
@@ -396,39 +397,135 @@ def demo(
         typer.Option("--workspace", help="Keep the demo's files here (default: a temp dir)."),
     ] = None,
     watch: Annotated[float, typer.Option("--watch", help="Watch window of each deploy.")] = 2.0,
+    keep: Annotated[
+        bool,
+        typer.Option(
+            "--keep",
+            help="Keep serving the status page (and the emulator, the monitor) until Ctrl-C.",
+        ),
+    ] = False,
+    serve: Annotated[
+        str,
+        typer.Option("--serve", help="Serve the status page on ADDR (default: a free port)."),
+    ] = "127.0.0.1:0",
+    loop_only: Annotated[
+        bool,
+        typer.Option(
+            "--loop-only",
+            help="Only the first deploy and the monitor's loop (scenes 0 and 6-9): quicker.",
+        ),
+    ] = False,
 ) -> None:
     """Play the staging incident on the local emulator, and show rollsafe stopping it.
 
-    Exit 0 when every scenario ends as expected and no request failed. Leaves nothing
-    running.
+    Then the loop: a deploy that passed verification breaks, the monitor alerts a local
+    receiver and rolls it back, `rollsafe why` writes the report into the workspace, and
+    the status page's URL and the report's path are printed. The answers while the demo
+    breaks the service on purpose are counted apart.
 
-    Example: rollsafe demo
+    Exit 0 when every scenario ends as expected and no request failed outside the staged
+    break. Leaves nothing running (--keep: until Ctrl-C). Without --workspace the files go
+    to a temp dir that keeps the report and loses the emulator's state at the end.
+
+    Examples:
+
+      rollsafe demo
+
+      rollsafe demo --keep --workspace demo --serve 127.0.0.1:9465
     """
-    from rich.table import Table
-
     from rollsafe.demo import run_demo
+    from rollsafe.monitor.server import MonitorServer
+
+    if not MonitorServer(serve).loopback:  # a bad address fails here, before anything runs
+        warn(f"--serve {serve}: the status page is reachable from other hosts")
 
     def say(text: str) -> None:
         out.print(text, style="bold cyan" if text[:1] in "(w" else None, highlight=False)
 
     printer = _StagePrinter(out)
     try:
-        outcome = run_demo(say, printer, workspace=workspace, watch=watch)
+        outcome = run_demo(
+            say,
+            printer,
+            workspace=workspace,
+            watch=watch,
+            serve=serve,
+            loop_only=loop_only,
+            history=_demo_history,
+            keep=_demo_keep if keep else None,
+        )
     finally:
         printer._stop()
+    if keep:  # the summary was said before serving; its last line ends the output still
+        out.print(f"non-200 answers during demo: {outcome.non_200}", highlight=False)
+    else:
+        _demo_summary(outcome, kept=False)
+    raise typer.Exit(0 if outcome.ok else 1)
+
+
+def _demo_history(records: list[Any]) -> None:
+    from rich.table import Table
+
     out.print("(5) the history: every attempt, forced ones with their reason", style="bold cyan")
     table = Table(header_style="bold")
     for column in ("revision", "checks", "outcome", "reason", "rollback"):
         table.add_column(column, overflow="fold")
-    for r in reversed(outcome.history):
+    for r in reversed(records):
         rollback = "-"
         if r.rollback:
             seconds = r.rollback.get("seconds")
             rollback = f"{seconds:.2f} s" if isinstance(seconds, float) else "failed"
         table.add_row(r.revision or "-", r.checks, r.outcome or "-", r.reason or "", rollback)
     out.print(table)
-    for name, ok, _detail in outcome.steps:
+
+
+def _demo_summary(outcome: Any, *, kept: bool) -> None:
+    """Every scene's mark, (9) the status page and the report, the probes' count last."""
+    loop = outcome.loop
+    steps = [*outcome.steps, *(loop.steps if loop is not None else [])]
+    for name, ok, _detail in steps:
         out.print(f"{'✓' if ok else '✗'} {name}", style="green" if ok else "red", highlight=False)
-    out.print(f"demo took {outcome.seconds:.1f} s; {outcome.probes} probes", highlight=False)
+    if loop is not None:
+        out.print("(9) the status page and the incident report", style="bold cyan")
+        if loop.status_url:
+            what = "status page" if loop.pages else "metrics (the status page is not installed)"
+            note = "" if kept else " (served while the demo ran: --keep keeps it)"
+            out.print(f"{what}: {loop.status_url}{note}", highlight=False, soft_wrap=True)
+        if loop.report_html is not None and loop.report_md is not None:
+            out.print(f"report: {loop.report_html}", highlight=False, soft_wrap=True)
+            out.print(f"        {loop.report_md}", highlight=False, soft_wrap=True)
+        out.print(
+            f"staged break: {outcome.staged} non-200 answers while backend was broken on "
+            "purpose (not counted below)",
+            highlight=False,
+        )
+    took = f"demo took {outcome.seconds:.1f} s"
+    if loop is not None:
+        took += f" (the monitor's loop {loop.seconds:.1f} s)"
+    out.print(f"{took}; {outcome.probes} probes", highlight=False)
+    if outcome.non_200_seen:
+        seen = ", ".join(outcome.non_200_seen)
+        out.print(f"outside the staged break: {seen}", style="red", highlight=False)
     out.print(f"non-200 answers during demo: {outcome.non_200}", highlight=False)
-    raise typer.Exit(0 if outcome.ok else 1)
+
+
+def _demo_keep(outcome: Any) -> None:
+    """``--keep``: the summary, then serve until SIGINT or SIGTERM."""
+    from rollsafe.cli._monitor import _stopping
+
+    _demo_summary(outcome, kept=True)
+    loop = outcome.loop
+    if loop is not None and loop.report_md is not None:
+        manifest = loop.report_md.parent / "rollsafe.yaml"
+        out.print(
+            f"meanwhile, in another shell: rollsafe why --env staging -f {manifest}",
+            style="dim",
+            highlight=False,
+            soft_wrap=True,
+        )
+    url = loop.status_url if loop is not None else None
+    where = f" on {url}" if url else ""
+    out.print(f"serving the status page{where}; Ctrl-C stops", style="bold", highlight=False)
+    with _stopping() as stop:
+        while not stop.wait(0.5):
+            pass

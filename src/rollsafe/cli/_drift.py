@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -19,6 +19,7 @@ from rollsafe.cli._common import (
     err,
     guarded,
     out,
+    warn,
 )
 
 
@@ -38,6 +39,26 @@ def _credentials(project: str) -> Iterator[None]:
             hint="run `gcloud auth application-default login` or set "
             "GOOGLE_APPLICATION_CREDENTIALS",
         ) from exc
+
+
+def _keep_for_status_page(resolved: Any, report: Any) -> None:
+    """Keep the findings in the state store (kv ``drift/last/{env}``) for the status page;
+    a state store that does not exist yet is not created for it, and one that cannot be
+    written is a warning, never drift's failure."""
+    import time
+
+    from rollsafe.errors import RollsafeError
+    from rollsafe.monitor.snapshots import write_drift_snapshot
+    from rollsafe.state.resolve import choose_state, open_store
+
+    try:
+        choice = choose_state(resolved.manifest_path, manifest_state=resolved.state)
+        if choice.spec.kind == "sqlite" and not (choice.spec.path and choice.spec.path.exists()):
+            return
+        with open_store(choice) as state:
+            write_drift_snapshot(state, report, at=time.time())
+    except RollsafeError as exc:
+        warn(f"drift findings not kept for the status page: {exc.message}")
 
 
 @app.command()
@@ -100,6 +121,7 @@ def drift(
         report = run_drift(
             resolved, secret_store, platform, services=service, reads_per_minute=budget or None
         )
+    _keep_for_status_page(resolved, report)
     if fmt == "json":
         out.print(render_json(report), markup=False, highlight=False, soft_wrap=True)
     elif fmt == "sarif":

@@ -32,7 +32,8 @@ ServeOpt = Annotated[
     str | None,
     typer.Option(
         "--serve",
-        help="Serve Prometheus metrics on ADDR (/metrics), e.g. 127.0.0.1:9464 or :9464 "
+        help="Serve Prometheus metrics (/metrics) and the status page (/, see "
+        "docs/status-page.md) on ADDR, e.g. 127.0.0.1:9464 or :9464 "
         "(loopback unless an address is given).",
         show_default=False,
     ),
@@ -194,7 +195,8 @@ def _monitor(
         receivers = open_receivers(resolved, secrets)
         for receiver in receivers:
             stack.callback(receiver.close)
-        metrics, server = _serving(resolved, serve, stack)
+        metrics, server = _serving(resolved, serve, stack, state, store)
+        drift = None if once else _drift_runner(resolved, store, stack)
         engine = MonitorEngine(
             resolved,
             store=journal.store,
@@ -206,10 +208,11 @@ def _monitor(
             listener=printer,
             metrics=metrics,
             leader=leader,
+            drift=drift,
         )
         stack.callback(engine.close)
         if server is not None:
-            _say(f"serving /metrics on {server.url}")
+            _say(f"serving /metrics on {server.url} and the status page on {server.url}/")
         names = ", ".join(resolved.services) or "no services"
         if once:
             result = engine.run_once()
@@ -224,8 +227,31 @@ def _monitor(
     return EXIT_HEALTHY
 
 
-def _serving(resolved: Any, serve: str | None, stack: contextlib.ExitStack) -> tuple[Any, Any]:
-    """The metrics and their server when ``--serve`` asks; (None, None) otherwise."""
+def _drift_runner(resolved: Any, store: str | None, stack: contextlib.ExitStack) -> Any:
+    """What runs drift for the status page (at start and every 15 min, off the loop): on
+    clients of its own, so the drift thread never shares the loop's."""
+    from rollsafe._environments import platform_for, store_for
+    from rollsafe.drift import default_read_budget, run_drift
+
+    drift_platform = stack.enter_context(platform_for(resolved))
+    drift_store = stack.enter_context(store_for(resolved, store))
+    budget = default_read_budget(drift_store)
+
+    def run() -> Any:
+        return run_drift(resolved, drift_store, drift_platform, reads_per_minute=budget)
+
+    return run
+
+
+def _serving(
+    resolved: Any,
+    serve: str | None,
+    stack: contextlib.ExitStack,
+    state: str | None = None,
+    store: str | None = None,
+) -> tuple[Any, Any]:
+    """The metrics and their server, with the status page, when ``--serve`` asks; (None,
+    None) otherwise. The page reads a store of its own (it reads from the server's threads)."""
     if serve is None:
         return None, None
     from rollsafe.monitor.metrics import MonitorMetrics
@@ -233,8 +259,14 @@ def _serving(resolved: Any, serve: str | None, stack: contextlib.ExitStack) -> t
 
     interval = min((s.monitor.interval for s in resolved.services.values()), default=30.0)
     metrics = MonitorMetrics(resolved.name, interval=max(1.0, interval))
-    server = MonitorServer(serve, metrics).start()
+    from rollsafe.cli._web import mount_status_page
+
+    server = MonitorServer(serve, metrics)  # a bad address fails before anything opens
+    # closed after the server (an exit stack unwinds in reverse): no page reads a closed store
+    page_journal = stack.enter_context(journal_for(resolved, state))
+    server.start()
     stack.callback(server.close)
+    mount_status_page(server, resolved, page_journal.store, store=store)
     if not server.loopback:
         warn(f"serving /metrics on {server.host}:{server.port}: reachable from other hosts")
     return metrics, server

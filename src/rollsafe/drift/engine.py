@@ -218,8 +218,10 @@ def _orphans(
         for revision, _ in service.serving
         for ref in revision.secrets.values()
     }
+    # the monitor's receivers keep their URLs and keys in the store too: used, not orphans
+    receivers = {s for r in env.alerts for s in (r.url_secret, r.routing_key_secret) if s}
     patterns = naming_patterns(declared, env.name)
-    for name in sorted(view.existing - declared - mapped):
+    for name in sorted(view.existing - declared - mapped - receivers):
         if not any(p.match(name) for p in patterns):
             continue
         report.findings.append(

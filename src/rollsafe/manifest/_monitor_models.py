@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-__all__ = ["FromSecret", "LogAlert", "LogAlertThreshold", "Monitor", "Receiver"]
+__all__ = ["FromSecret", "LogAlert", "LogAlertThreshold", "Monitor", "Receiver", "Retention"]
 
 
 def _duration(raw: object) -> float:
@@ -23,7 +23,23 @@ def _duration_or_off(raw: object) -> float | None:
     return _duration(raw)
 
 
+_DAYS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*d\s*$")
+
+
+def _long_duration(raw: object) -> float:
+    # retention is counted in days: `2d` as well as the other durations (`36h`, seconds)
+    if isinstance(raw, str) and (match := _DAYS.match(raw)):
+        return float(match.group(1)) * 86400.0
+    try:
+        return _duration(raw)
+    except ValueError:
+        raise ValueError(
+            "a retention is a number of seconds or a string like '2d', '36h' or '90m'"
+        ) from None
+
+
 _Seconds = Annotated[float, BeforeValidator(_duration)]
+_LongSeconds = Annotated[float, BeforeValidator(_long_duration)]
 _SecondsOrOff = Annotated[float, BeforeValidator(_duration_or_off)]
 _NAME = r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$"
 
@@ -72,6 +88,38 @@ class LogAlert(_Model):
         return self
 
 
+class Retention(_Model):
+    """How long the monitor keeps what it records (``monitor.retention``): one-minute probe
+    buckets (``raw``), hourly rollups (``hourly``), daily rollups and the alert history
+    (``daily``)."""
+
+    raw: _LongSeconds = Field(
+        default=2 * 86400.0,
+        description="One-minute probe buckets, e.g. '2d'; at least 1d (the 24 h chart reads them).",
+    )
+    hourly: _LongSeconds = Field(
+        default=30 * 86400.0, description="Hourly rollups (the 7d and 30d charts), e.g. '30d'."
+    )
+    daily: _LongSeconds = Field(
+        default=90 * 86400.0,
+        description="Daily rollups and the alert history (the 90-day bar), e.g. '90d'.",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Retention:
+        if self.raw < 86400.0:
+            raise ValueError(
+                "`raw` keeps at least 1d of one-minute buckets: the status page's 24 h chart "
+                "reads them (e.g. raw: 2d)"
+            )
+        if not self.raw <= self.hourly <= self.daily:
+            raise ValueError(
+                "retention must grow from `raw` to `hourly` to `daily` "
+                "(raw <= hourly <= daily), e.g. {raw: 2d, hourly: 30d, daily: 90d}"
+            )
+        return self
+
+
 class Monitor(_Model):
     """How ``rollsafe monitor`` watches a service after its deploys."""
 
@@ -106,6 +154,10 @@ class Monitor(_Model):
         "`Container called exit(`, a failed startup probe, JWT or secret configuration errors.",
     )
     log_alerts: list[LogAlert] = Field(default_factory=list)
+    retention: Retention = Field(
+        default_factory=Retention,
+        description="How long probe buckets, rollups and alert history are kept.",
+    )
 
 
 class Receiver(_Model):

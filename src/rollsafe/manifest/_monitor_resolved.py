@@ -11,6 +11,7 @@ __all__ = [
     "ResolvedLogAlert",
     "ResolvedMonitor",
     "ResolvedReceiver",
+    "ResolvedRetention",
     "resolve_monitor",
     "resolve_receiver",
 ]
@@ -33,6 +34,16 @@ class ResolvedLogAlert:
 
 
 @dataclass(frozen=True, slots=True)
+class ResolvedRetention:
+    """How long the monitor keeps its records, in seconds: one-minute probe buckets
+    (``raw``), hourly rollups (``hourly``), daily rollups and alert history (``daily``)."""
+
+    raw: float = 2 * 86400.0
+    hourly: float = 30 * 86400.0
+    daily: float = 90 * 86400.0
+
+
+@dataclass(frozen=True, slots=True)
 class ResolvedMonitor:
     """How the monitor watches one service in one environment."""
 
@@ -47,6 +58,7 @@ class ResolvedMonitor:
     window: float = 60.0
     default_log_alerts: bool = True
     log_alerts: tuple[ResolvedLogAlert, ...] = ()
+    retention: ResolvedRetention = field(default_factory=ResolvedRetention)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +102,9 @@ def resolve_monitor(spec: Monitor, *, strict: bool) -> ResolvedMonitor:
                 window=a.threshold.window,
             )
             for a in spec.log_alerts
+        ),
+        retention=ResolvedRetention(
+            raw=spec.retention.raw, hourly=spec.retention.hourly, daily=spec.retention.daily
         ),
     )
 

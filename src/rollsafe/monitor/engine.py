@@ -16,9 +16,13 @@ One pass:
    ``MonitorLine`` to the listener;
 5. what the incident report needs is recorded: every firing and resolved event (with its
    action) in the ``AlertHistory``, every probe result in the ``ProbeRecorder``'s
-   one-minute buckets (flushed each pass, and on ``close``). From the first pass this
-   monitor leads, what is older than 90 days is pruned (the buckets a batch of services
-   per pass).
+   one-minute buckets (flushed each pass, and on ``close``), each closed minute folded
+   into the service's hourly and daily rollups (``rollups``). From the first pass this
+   monitor leads, and every hour after, what is past ``monitor.retention`` is pruned
+   (the buckets a batch of services per pass);
+6. for the status page (``snapshots``): a heartbeat every pass, a service's URL and
+   traffic when they change, and (with ``drift``) the drift findings, from a run at
+   start and every 15 minutes in a background thread.
 
 Only the leader (``Leader``) runs passes; a standby idles and tries to take over every
 interval.
@@ -28,6 +32,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -36,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from rollsafe.errors import RollsafeError
 from rollsafe.manifest import ResolvedEnvironment
-from rollsafe.manifest._monitor_resolved import ResolvedMonitor
+from rollsafe.manifest._monitor_resolved import ResolvedMonitor, ResolvedRetention
 from rollsafe.manifest.resolved import ResolvedHealth
 from rollsafe.monitor._evaluate import new_requests, probe_observation
 from rollsafe.monitor._output import LineState, MonitorLine, PassResult
@@ -45,6 +52,7 @@ from rollsafe.monitor.leader import LeadershipLostError
 from rollsafe.monitor.model import AlertEvent, AlertStatus, Observation
 
 if TYPE_CHECKING:
+    from rollsafe.drift.model import DriftReport
     from rollsafe.monitor.leader import Leader
     from rollsafe.monitor.logs import ServiceLogReader
     from rollsafe.monitor.metrics import MonitorMetrics
@@ -60,8 +68,11 @@ __all__ = ["MonitorEngine", "MonitorLine", "PassResult"]
 FLUSH_SECONDS = 3.0
 #: services whose old probe buckets one pass prunes (a few dozen key lists each)
 PRUNE_BATCH = 20
+#: seconds between two rounds of pruning
+PRUNE_EVERY = 3600.0
 
 Listener = Callable[[MonitorLine], None]
+_log = logging.getLogger("rollsafe.monitor")
 
 
 def _ignore(_line: MonitorLine) -> None:
@@ -77,6 +88,9 @@ class MonitorEngine:
     without ``logs`` no logs are read; without ``journal`` nothing is deploy-aware.
     The engine's ``Notifier`` closes the ``receivers`` (in ``close``).
     ``probe_concurrency`` bounds the probes in flight (default: ``AsyncProber``'s).
+    ``drift`` runs drift for the environment (e.g. ``run_drift`` with its store and
+    platform): the monitor calls it in a background thread at start and every 15 minutes
+    and keeps the findings for the status page; None: no drift snapshots.
     """
 
     def __init__(
@@ -96,6 +110,7 @@ class MonitorEngine:
         leader: Leader | None = None,
         clock: Callable[[], float] = time.time,
         probe_concurrency: int | None = None,
+        drift: Callable[[], DriftReport] | None = None,
     ) -> None:
         if platform is None and targets is None:
             raise RollsafeError("the monitor needs a platform or a list of targets")
@@ -125,13 +140,21 @@ class MonitorEngine:
 
         self._book = AlertBook(store, env.name, settings=self.settings, clock=clock)
         from rollsafe.monitor.history import AlertHistory
+        from rollsafe.monitor.rollups import RollupWriter
         from rollsafe.monitor.samples import ProbeRecorder
+        from rollsafe.monitor.snapshots import DriftWatch, ServiceSnapshots
 
         self._history = AlertHistory(store, env.name, clock=clock)
-        self._recorder = ProbeRecorder(store, env.name)
+        self._rollups = RollupWriter(store, env.name, retention_of=self._retention)
+        self._recorder = ProbeRecorder(store, env.name, rollups=self._rollups)
         #: services whose old probe buckets are still to prune (None: not started yet)
         self._unpruned: list[str] | None = None
-        self._prune_before = 0.0
+        self._pruned_at = 0.0
+        self._snapshots = ServiceSnapshots(store, env.name, clock=clock)
+        self._drift = DriftWatch(store, drift, clock=clock) if drift is not None else None
+        self._heartbeat_error: str | None = None
+        #: who writes the heartbeat: ``USER@HOST (pid N)``
+        self._holder = f"{_user()}@{socket.gethostname()} (pid {os.getpid()})"
         self._receivers = list(receivers)
         #: made once this monitor leads: a standby must not send the leader's outbox
         self._notifier: Any = None
@@ -160,6 +183,9 @@ class MonitorEngine:
         """The ``monitor:`` settings of ``service`` (``default_monitor`` for targets)."""
         found = self.env.services.get(service)
         return found.monitor if found is not None else self._default
+
+    def _retention(self, service: str) -> ResolvedRetention:
+        return self.settings(service).retention
 
     def _health(self, service: str) -> ResolvedHealth:
         found = self.env.services.get(service)
@@ -260,6 +286,8 @@ class MonitorEngine:
             result.failing = self._firing()
             return result
         started = time.monotonic()
+        if self._drift is not None:
+            self._drift.start()  # its first run now, off the loop
         self._prune(now)
         due = [t for t in self._targets.values() if t.due <= now]
         if not self._fixed:
@@ -272,7 +300,12 @@ class MonitorEngine:
         for sample, target in self._probe(due, now):
             observations.append(probe_observation(sample, target.revision))
             self._recorder.add(
-                sample.service, sample.at, bool(sample.ok), sample.status, sample.latency
+                sample.service,
+                sample.at,
+                bool(sample.ok),
+                sample.status,
+                sample.latency,
+                target.revision,
             )
         for target in due:
             target.due = now + self.settings(target.name).interval
@@ -281,6 +314,7 @@ class MonitorEngine:
             observations.extend(self._signals.new_templates(lines))
         self._evaluate(observations, result)
         self._recorder.flush(self._clock())
+        self._heartbeat()
         if self._metrics is not None:
             for (service, revision), (count, errors) in new_requests(requests).items():
                 self._metrics.observe_requests(service, revision, count, errors)
@@ -317,6 +351,7 @@ class MonitorEngine:
         target.url = info.url
         split = info.split()
         target.revision = max(split, key=lambda r: split[r]) if split else None
+        self._snapshots.observe(target.name, info)
         return True
 
     def _probe(self, due: list[ServiceTarget], now: float) -> list[tuple[Any, ServiceTarget]]:
@@ -400,20 +435,38 @@ class MonitorEngine:
         self._errors.pop(source, None)
 
     def _prune(self, now: float) -> None:
-        """From the first pass this monitor leads: history and probe buckets older than 90
-        days go (issue 14's retention policy will refine this). The history at once, the
-        buckets ``PRUNE_BATCH`` services a pass, so a thousand services do not hold up the
-        first pass."""
-        if self._unpruned is None:
-            from rollsafe.monitor.history import RETENTION_SECONDS
+        """From the first pass this monitor leads, and every ``PRUNE_EVERY`` after: what
+        is past ``monitor.retention`` goes. The alert history (past the longest ``daily``
+        of the services) and the rollups at once (one list of each namespace), the
+        probe buckets (past each service's ``raw``) ``PRUNE_BATCH`` services a pass, so a
+        thousand services do not hold up a pass."""
+        if self._unpruned is None or (not self._unpruned and now - self._pruned_at >= PRUNE_EVERY):
+            from rollsafe.monitor.rollups import prune_rollups
 
-            self._prune_before = now - RETENTION_SECONDS
-            self._history.prune(self._prune_before)
+            self._pruned_at = now
+            daily = max((self._retention(n).daily for n in self._targets), default=90 * 86400.0)
+            self._history.prune(now - daily)
+            prune_rollups(self._store, self.env.name, now, retention_of=self._retention)
             self._unpruned = list(self._targets)
         if self._unpruned:
             batch = self._unpruned[:PRUNE_BATCH]
             del self._unpruned[:PRUNE_BATCH]
-            self._recorder.prune(batch, self._prune_before)
+            for name in batch:
+                self._recorder.prune([name], self._pruned_at - self._retention(name).raw)
+
+    def _heartbeat(self) -> None:
+        """Say this monitor is alive (the status page's staleness); never fatal."""
+        from rollsafe.monitor.snapshots import write_heartbeat
+        from rollsafe.state.base import StateError
+
+        try:
+            write_heartbeat(self._store, self.env.name, self._clock(), self.tick, self._holder)
+        except StateError as exc:
+            if self._heartbeat_error is None:
+                _log.warning("monitor heartbeat not saved (retried each pass): %s", exc)
+            self._heartbeat_error = exc.message
+            return
+        self._heartbeat_error = None
 
     # -- evaluation ------------------------------------------------------------------
     def _evaluate(self, observations: list[Observation], result: PassResult) -> None:
@@ -487,8 +540,12 @@ class MonitorEngine:
     def close(self, flush: float = FLUSH_SECONDS) -> None:
         """Write the probe buckets held, send what is queued (at most ``flush``
         seconds), close the prober and loop."""
+        if self._drift is not None:
+            self._drift.close()
         try:
             self._recorder.flush(self._clock(), force=True)
+            if self._unpruned is not None:  # it led: the page reads what it just wrote
+                self._heartbeat()
             if self._notifier is not None:
                 self._notifier.flush(flush)
                 self._notifier.close()
@@ -508,6 +565,15 @@ class MonitorEngine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid-{os.getuid()}"
 
 
 def _key(observation: Observation) -> str:

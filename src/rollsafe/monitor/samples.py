@@ -19,8 +19,15 @@ Every write is a compare-and-swap on the version last seen ("no key yet" for the
 if another monitor (before a restart, or around a leader change) wrote the same minute, its
 counts are read and added to, not overwritten; only that conflict costs a read. A write
 the store refuses is logged (once per outage) and tried again with the next flush; it
-never stops the monitor. Buckets older than 90 days are pruned when the monitor starts
-(``prune``, a batch of services per pass); issue 14's retention policy will refine this.
+never stops the monitor. Buckets older than ``monitor.retention.raw`` (2 days by
+default) are pruned by the engine (``prune``, a batch of services per pass).
+
+With a ``RollupWriter`` (``rollups=``), each bucket is folded into its service's hourly
+and daily rollups (``rollsafe.monitor.rollups``) once it is closed and written: the
+counts this recorder added since its last fold, so a conflict with another monitor's
+counts, or a bucket written again, is never counted twice. Buckets also count their
+probes per serving revision (``revisions``), for the status page's error rate per
+revision.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import logging
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rollsafe.state.base import StateConflictError, StateError, StateStore
 
@@ -39,6 +46,9 @@ __all__ = [
     "probes_namespace",
     "read_probe_buckets",
 ]
+
+if TYPE_CHECKING:
+    from rollsafe.monitor.rollups import RollupWriter
 
 _log = logging.getLogger("rollsafe.monitor")
 
@@ -78,6 +88,8 @@ class ProbeBucket:
     last_failed: float | None = None
     #: the bucket's length in seconds (the recorder's ``bucket``)
     seconds: int = 60
+    #: serving revision -> [total, failed] of the probes made while it served
+    revisions: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -89,10 +101,21 @@ class ProbeBucket:
         """The end of the bucket (exclusive)."""
         return self.start + self.seconds
 
-    def add(self, at: float, ok: bool, status: int | None, latency: float | None) -> None:
-        """Count one probe result."""
+    def add(
+        self,
+        at: float,
+        ok: bool,
+        status: int | None,
+        latency: float | None,
+        revision: str | None = None,
+    ) -> None:
+        """Count one probe result (made while ``revision`` served, if known)."""
         at = float(at)
         self.total += 1
+        if revision:
+            counts = self.revisions.setdefault(revision, [0, 0])
+            counts[0] += 1
+            counts[1] += 0 if ok else 1
         code = str(status) if status is not None else "error"
         self.statuses[code] = self.statuses.get(code, 0) + 1
         if latency is not None:
@@ -114,6 +137,9 @@ class ProbeBucket:
         made.latency_max = max(made.latency_max, other.latency_max)
         made.first_failed = _least(made.first_failed, other.first_failed)
         made.last_failed = _most(made.last_failed, other.last_failed)
+        for rev, (total, failed) in other.revisions.items():
+            mine = made.revisions.setdefault(rev, [0, 0])
+            made.revisions[rev] = [mine[0] + total, mine[1] + failed]
         return made
 
     def minus(self, other: ProbeBucket) -> ProbeBucket:
@@ -129,12 +155,20 @@ class ProbeBucket:
             else:
                 made.statuses.pop(code, None)
         made.latency_sum = max(0.0, made.latency_sum - other.latency_sum)
+        for rev, (total, failed) in other.revisions.items():
+            mine = made.revisions.get(rev, [0, 0])
+            rest = [max(0, mine[0] - total), max(0, mine[1] - failed)]
+            if rest[0] > 0:
+                made.revisions[rev] = rest
+            else:
+                made.revisions.pop(rev, None)
         return made
 
     def to_json(self) -> dict[str, Any]:
         """The bucket as stored (JSON types only)."""
         raw = {f.name: getattr(self, f.name) for f in fields(self)}
         raw["statuses"] = dict(self.statuses)
+        raw["revisions"] = {k: list(v) for k, v in self.revisions.items()}
         return raw
 
     @classmethod
@@ -144,6 +178,7 @@ class ProbeBucket:
             raise ValueError(f"a probe bucket is an object, not {type(raw).__name__}")
         try:
             statuses = raw.get("statuses") or {}
+            revisions = raw.get("revisions") or {}
             return cls(
                 service=str(raw["service"]),
                 start=int(raw["start"]),
@@ -155,8 +190,9 @@ class ProbeBucket:
                 first_failed=_float_or_none(raw.get("first_failed")),
                 last_failed=_float_or_none(raw.get("last_failed")),
                 seconds=int(raw.get("seconds") or 60),
+                revisions={str(k): [int(v[0]), int(v[1])] for k, v in revisions.items()},
             )
-        except (KeyError, TypeError, AttributeError) as exc:
+        except (KeyError, TypeError, AttributeError, IndexError) as exc:
             raise ValueError(f"not a probe bucket: {exc}") from exc
 
 
@@ -185,6 +221,8 @@ class _Held:
     written: ProbeBucket | None = None
     version: int = 0
     dirty: bool = True
+    #: this recorder's counts already folded into the rollups
+    folded: ProbeBucket | None = None
 
 
 class ProbeRecorder:
@@ -194,22 +232,37 @@ class ProbeRecorder:
     Not thread-safe: the monitor's loop (its leader) is its only caller.
     """
 
-    def __init__(self, store: StateStore, env: str, *, bucket: int = 60) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        env: str,
+        *,
+        bucket: int = 60,
+        rollups: RollupWriter | None = None,
+    ) -> None:
         if not 1 <= bucket <= _MAX_BUCKET:
             raise ValueError(f"a probe bucket is 1 to {_MAX_BUCKET} seconds, not {bucket}")
         self.store = store
         self.env = env
         self.bucket = bucket
         self._ns = probes_namespace(env)
+        self._rollups = rollups
         self._held: dict[str, _Held] = {}
         #: the store's last refusal while it lasts
         self.state_error: str | None = None
         self._dropped = False
 
     def add(
-        self, service: str, at: float, ok: bool, status: int | None, latency: float | None
+        self,
+        service: str,
+        at: float,
+        ok: bool,
+        status: int | None,
+        latency: float | None,
+        revision: str | None = None,
     ) -> None:
-        """Count one probe of ``service`` made at ``at`` (epoch seconds)."""
+        """Count one probe of ``service`` made at ``at`` (epoch seconds), while
+        ``revision`` served (if known)."""
         start = int(at // self.bucket) * self.bucket
         key = f"{service}/{start:d}"
         held = self._held.get(key)
@@ -217,7 +270,7 @@ class ProbeRecorder:
             offset = zlib.crc32(service.encode()) % self.bucket
             held = self._held[key] = _Held(ProbeBucket(service, start, seconds=self.bucket))
             held.write_at = start + self.bucket + offset
-        held.bucket.add(at, ok, status, latency)
+        held.bucket.add(at, ok, status, latency, revision)
         held.dirty = True
 
     def flush(self, now: float, *, force: bool = False) -> None:
@@ -232,11 +285,34 @@ class ProbeRecorder:
                     refused = True
                     continue  # kept: written again next flush
                 wrote = True
+            if (closed or force) and not held.dirty:
+                self._fold(held, now)
             if closed:
                 del self._held[key]
         self._bound()
+        if self._rollups is not None:
+            self._rollups.flush(now)
         if wrote and not refused:
             self.state_error = None
+
+    def _fold(self, held: _Held, now: float) -> None:
+        """Fold what this recorder counted in ``held`` since its last fold into the
+        rollups (written, closed or forced: its counts are final here)."""
+        if self._rollups is None:
+            return
+        own = held.bucket
+        new = own.minus(held.folded) if held.folded is not None else own
+        if new.total > 0:
+            self._rollups.add(
+                own.service,
+                own.start,
+                new.total,
+                new.failed,
+                new.latency_sum,
+                own.latency_max,
+                at=min(now, own.end),
+            )
+        held.folded = ProbeBucket.from_json(own.to_json())
 
     def _write(self, key: str, held: _Held) -> bool:
         own = held.bucket
@@ -286,10 +362,10 @@ class ProbeRecorder:
     def prune(self, services: Iterable[str], older_than: float) -> int:
         """Delete the buckets of ``services`` that ended before ``older_than``; return
         how many. Lists only keys below the cutoff (decimal prefixes of whole
-        ``_PRUNE_BLOCK``s, a few dozen ``kv_list`` calls per service), never the 90 days
-        kept. A refused read or delete is logged and stops the pruning (the next start
-        goes on). Services gone from the manifest keep their buckets: issue 14's
-        retention policy will refine this."""
+        ``_PRUNE_BLOCK``s, a few dozen ``kv_list`` calls per service), never the days
+        kept. A refused read or delete is logged and stops the pruning (the next round
+        goes on). The engine calls it with each service's ``monitor.retention.raw``;
+        services gone from the manifest keep their buckets."""
         cutoff = int(older_than)
         pruned = 0
         try:

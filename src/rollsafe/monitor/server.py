@@ -105,6 +105,7 @@ def parse_addr(addr: str) -> tuple[str, int]:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a stuck scraper never keeps the process alive
     routes: dict[str, Handler]
+    prefixes: dict[str, Handler]
 
     def handle_error(self, request: object, client_address: object) -> None:
         # socketserver prints a traceback to stderr when a scraper hangs up mid-answer;
@@ -139,11 +140,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _refuse(self) -> None:
         self._send(Response(b"method not allowed\n", 405, headers=(("Allow", "GET, HEAD"),)))
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = _refuse
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _refuse
 
     def _answer(self, *, head: bool) -> None:
         parts = urlsplit(self.path)
         handler = self.server.routes.get(parts.path)
+        if handler is None:
+            handler = _by_prefix(self.server.prefixes, parts.path)
         if handler is None:
             self._send(Response(b"not found\n", 404), head=head)
             return
@@ -176,11 +179,20 @@ class _RequestHandler(BaseHTTPRequestHandler):
         pass
 
 
+def _by_prefix(prefixes: Mapping[str, Handler], path: str) -> Handler | None:
+    """The handler of the longest prefix of ``path`` (``/services/`` serves
+    ``/services/backend``), or None."""
+    best = max((p for p in prefixes if path.startswith(p)), key=len, default=None)
+    return None if best is None else prefixes[best]
+
+
 class MonitorServer:
     """``/metrics`` (Prometheus text, or OpenMetrics when asked) and ``/healthz``.
 
     ``start()`` binds and serves in a daemon thread; ``close()`` stops and joins it. Add
-    pages through ``routes[path] = handler``, before or after ``start()``.
+    pages through ``routes[path] = handler`` (an exact path) or ``prefixes[prefix] =
+    handler`` (every path under it, the longest prefix winning; exact routes first),
+    before or after ``start()``. Only GET and HEAD are answered: other methods get 405.
     """
 
     def __init__(self, addr: str, metrics: MonitorMetrics | None = None) -> None:
@@ -188,6 +200,7 @@ class MonitorServer:
         self.host, self.port = parse_addr(addr)
         self.metrics = metrics
         self.routes: dict[str, Handler] = {"/healthz": self._healthz}
+        self.prefixes: dict[str, Handler] = {}
         if metrics is not None:
             self.routes["/metrics"] = self._metrics
         self._server: _Server | None = None
@@ -213,6 +226,7 @@ class MonitorServer:
         except OSError as exc:
             raise _bind_error(self.addr, self.host, self.port, exc) from exc
         server.routes = self.routes  # the same dict: routes added later are served too
+        server.prefixes = self.prefixes
         self.port = server.server_address[1]
         self._server = server
         self._thread = threading.Thread(
