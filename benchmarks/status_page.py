@@ -233,12 +233,14 @@ def main() -> int:
     )
     print()
     verdicts = [
-        (f"server render under {TARGET_RENDER_MS:.0f} ms (a service changed)", changed_ms),
+        (f"server render under {TARGET_RENDER_MS:.0f} ms (the HTML, no row cache)", render_ms),
+        # stricter: the store read after a monitor pass too (done off the request path)
+        (f"server read + render under {TARGET_RENDER_MS:.0f} ms (a service changed)", changed_ms),
         # page weight as HTTP Archive counts it: the bytes transferred
         (f"weight under {TARGET_WEIGHT_KB:.0f} KB (transferred, gzip)", gz_kb),
         (f"first contentful paint under {TARGET_PAINT_MS:.0f} ms", ours_paint["fcp"]),
     ]
-    limits = (TARGET_RENDER_MS, TARGET_WEIGHT_KB, TARGET_PAINT_MS)
+    limits = (TARGET_RENDER_MS, TARGET_RENDER_MS, TARGET_WEIGHT_KB, TARGET_PAINT_MS)
     ok = [value < limit for (_, value), limit in zip(verdicts, limits, strict=True)]
     for (what, _), good in zip(verdicts, ok, strict=True):
         print(f"{'ok  ' if good else 'MISS'} {what}")
