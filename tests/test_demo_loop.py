@@ -291,3 +291,36 @@ def _own_state(monkeypatch: pytest.MonkeyPatch) -> None:
     """The demo keeps its state in its workspace, whatever the session points at."""
     for name in ("ROLLSAFE_HOME", "ROLLSAFE_STATE", "ROLLSAFE_GCP_ENDPOINT"):
         monkeypatch.delenv(name, raising=False)
+
+
+def test_an_answer_in_flight_when_the_break_begins_counts_as_the_breaks() -> None:
+    answering = threading.Event()
+    release = threading.Event()
+
+    class Slow503(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            answering.set()
+            release.wait(10)
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow503)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    prober = Prober(f"http://127.0.0.1:{server.server_address[1]}", interval=10).start()
+    try:
+        assert answering.wait(10)  # the request left before the break
+        prober.staging(True)  # the break begins while it waits for its answer
+        release.set()
+        deadline = time.monotonic() + 10
+        while prober.total < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        prober.stop()
+        server.shutdown()
+        server.server_close()
+    assert prober.bad == []
+    assert len(prober.staged) == 1

@@ -81,16 +81,20 @@ class Prober:
     def _run(self) -> None:
         with httpx.Client(timeout=2.0, auth=self.auth) as client:
             while not self._stop.is_set():
-                failed = self.staged if self._staging else self.bad
+                staged = self._staging
+                failure: str | None
                 try:
                     status = client.get(self.url + "/health").status_code
                 except (httpx.HTTPError, RollsafeError) as exc:
-                    failed.append(f"no answer ({exc.__class__.__name__}) at {_now()}")
+                    failure = f"no answer ({exc.__class__.__name__}) at {_now()}"
                 else:
-                    if status != 200:
-                        failed.append(f"HTTP {status} at {_now()}")
-                    else:
+                    failure = f"HTTP {status} at {_now()}" if status != 200 else None
+                    if failure is None:
                         self.last_ok = time.monotonic()
+                if failure is not None:
+                    # a request in flight when the break began (or ended) belongs to it
+                    staged = staged or self._staging
+                    (self.staged if staged else self.bad).append(failure)
                 self.total += 1
                 self._stop.wait(self.interval)
 
