@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,47 +22,16 @@ from rollsafe.state.postgresql import PostgresStateStore
 from tests._postgres import PostgresCluster
 from tests.deploy.conftest import ENV as ENV_SITE
 from tests.deploy.conftest import SERVICE, Site
+from tests.monitor._health_service import HealthService
 from tests.monitor._monitor_site import monitored
 
 ENV = "qa"
 SETTINGS = ResolvedMonitor(interval=1.0, failure_threshold=3, success_threshold=2)
 
 
-class _Service:
-    """A local HTTP service whose /health answers ``status`` (changed by the test)."""
-
-    def __init__(self) -> None:
-        self.status = 200
-        self.hits = 0
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                owner.hits += 1
-                body = b'{"status": "ok"}'
-                self.send_response(owner.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(timeout=5)
-
-
 @pytest.fixture
-def services() -> Iterator[dict[str, _Service]]:
-    made = {name: _Service() for name in ("api", "web")}
+def services() -> Iterator[dict[str, HealthService]]:
+    made = {name: HealthService() for name in ("api", "web")}
     try:
         yield made
     finally:
@@ -95,7 +63,7 @@ def _env(tmp_path: Path) -> ResolvedEnvironment:
 class _Run:
     """An engine on the ``services``' URLs and what it said."""
 
-    def __init__(self, tmp_path: Path, services: dict[str, _Service], store: Any) -> None:
+    def __init__(self, tmp_path: Path, services: dict[str, HealthService], store: Any) -> None:
         self.clock = _Clock()
         self.receiver = InMemoryReceiver()
         self.lines: list[MonitorLine] = []
@@ -123,7 +91,7 @@ class _Run:
 
 
 @pytest.fixture
-def run(tmp_path: Path, services: dict[str, _Service]) -> Iterator[_Run]:
+def run(tmp_path: Path, services: dict[str, HealthService]) -> Iterator[_Run]:
     made = _Run(tmp_path, services, MemoryStateStore())
     try:
         yield made
@@ -139,7 +107,7 @@ def test_healthy_services_say_nothing(run: _Run) -> None:
 
 
 def test_a_failing_service_goes_pending_fires_and_resolves_once(
-    run: _Run, services: dict[str, _Service]
+    run: _Run, services: dict[str, HealthService]
 ) -> None:
     run.passes(1)
     services["api"].status = 503
@@ -161,7 +129,7 @@ def test_a_failing_service_goes_pending_fires_and_resolves_once(
 
 
 def test_services_failing_together_are_one_notification(
-    run: _Run, services: dict[str, _Service]
+    run: _Run, services: dict[str, HealthService]
 ) -> None:
     for service in services.values():
         service.status = 500
@@ -172,7 +140,7 @@ def test_services_failing_together_are_one_notification(
 
 
 def test_a_restarted_engine_neither_resends_nor_forgets(
-    tmp_path: Path, services: dict[str, _Service]
+    tmp_path: Path, services: dict[str, HealthService]
 ) -> None:
     store = MemoryStateStore()
     first = _Run(tmp_path, services, store)
@@ -193,7 +161,7 @@ def test_a_restarted_engine_neither_resends_nor_forgets(
     assert [e.kind for e in second.receiver.events] == [EventKind.RESOLVED]
 
 
-def test_json_and_text_lines(run: _Run, services: dict[str, _Service]) -> None:
+def test_json_and_text_lines(run: _Run, services: dict[str, HealthService]) -> None:
     services["web"].status = 503
     run.passes(3)
     line = next(line for line in run.lines if line.state == "firing")
@@ -220,7 +188,7 @@ def test_run_stops_when_told(run: _Run) -> None:
 
 
 def test_a_slow_receiver_does_not_hold_up_the_passes(
-    tmp_path: Path, services: dict[str, _Service]
+    tmp_path: Path, services: dict[str, HealthService]
 ) -> None:
     clock = _Clock()
     slow = InMemoryReceiver("slow", delay=5.0)
@@ -252,7 +220,7 @@ def test_a_slow_receiver_does_not_hold_up_the_passes(
 
 def test_the_monitor_goes_on_while_the_state_store_is_down(
     tmp_path: Path,
-    services: dict[str, _Service],
+    services: dict[str, HealthService],
     postgres_cluster: PostgresCluster,
     postgres_url: str,
     postgres_password: str,

@@ -6,10 +6,8 @@ the history with its end, and the probe buckets count the failures."""
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,7 @@ from rollsafe.monitor.engine import PRUNE_BATCH
 from rollsafe.monitor.model import AlertEvent, EventKind
 from rollsafe.state.base import StateStore
 from rollsafe.state.memory import MemoryStateStore
+from tests.monitor._health_service import HealthService
 from tests.monitor._state_outage import MemoryOutage, SQLiteOutage
 
 ENV = "qa"
@@ -253,41 +252,9 @@ def test_a_resolve_during_an_outage_keeps_what_was_recorded(store: Any) -> None:
 # -- through the engine ---------------------------------------------------------------
 
 
-class _Health:
-    """A local HTTP service whose /health answers ``status`` (changed by the test)."""
-
-    def __init__(self) -> None:
-        self.status = 200
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = b'{"status": "ok"}'
-                self.send_response(owner.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(timeout=5)
-
-
 @pytest.fixture
-def health() -> Iterator[_Health]:
-    made = _Health()
+def health() -> Iterator[HealthService]:
+    made = HealthService()
     try:
         yield made
     finally:
@@ -308,7 +275,7 @@ def _env(tmp_path: Path) -> ResolvedEnvironment:
 
 
 def test_the_engine_records_alerts_and_probes(
-    store: StateStore, health: _Health, tmp_path: Path
+    store: StateStore, health: HealthService, tmp_path: Path
 ) -> None:
     env = _env(tmp_path)
     clock = [1_800_000_000.0]
@@ -362,7 +329,7 @@ def test_the_engine_records_alerts_and_probes(
 
 
 def test_the_engine_prunes_old_probe_buckets_a_batch_of_services_a_pass(
-    health: _Health, tmp_path: Path
+    health: HealthService, tmp_path: Path
 ) -> None:
     store = MemoryStateStore()
     now = 1_800_000_000.0

@@ -206,6 +206,14 @@ class _Rules(StatusRules):
         self.explain_status(claim, service, revision, None, [alert], link_rule="symptom.alert")
         self.no_request_logs_gap(claim, service)
 
+    def log_symptom(self, service: str, revision: str, claim: str, mine: list[Evidence]) -> None:
+        """A symptom seen in one revision's log lines only (no request evidence)."""
+        count = sum(int(d_(e, "count") or 1) for e in mine)
+        last = num(d_(mine[-1], "last"))
+        self.symptom(
+            "log", service, revision, None, count, start_(mine[0]), last, False, claim, mine
+        )
+
     def log_chain(self, service: str) -> None:
         logs = [e for e in self.logs if d_(e, "service") == service and d_(e, "revision")]
         exits = [e for e in logs if d_(e, "exit_code") is not None]
@@ -214,36 +222,14 @@ class _Rules(StatusRules):
             revision = str(d_(exits[0], "revision"))
             mine = [e for e in exits if d_(e, "revision") == revision]
             claim = self.exit_text(revision, mine)
-            self.symptom(
-                "log",
-                service,
-                revision,
-                None,
-                sum(int(d_(e, "count") or 1) for e in mine),
-                start_(mine[0]),
-                num(d_(mine[-1], "last")),
-                False,
-                claim,
-                mine,
-            )
+            self.log_symptom(service, revision, claim, mine)
             if self.once(revision, "exit"):
                 self.explain_exit(claim, service, revision, mine, first_rule="symptom.log")
         elif errors:
             revision = str(d_(errors[0], "revision"))
             mine = [e for e in errors if d_(e, "revision") == revision]
             claim = self.errors_text(revision, mine)
-            self.symptom(
-                "log",
-                service,
-                revision,
-                None,
-                sum(int(d_(e, "count") or 1) for e in mine),
-                start_(mine[0]),
-                num(d_(mine[-1], "last")),
-                False,
-                claim,
-                mine,
-            )
+            self.log_symptom(service, revision, claim, mine)
             self.explain_errors(claim, service, revision, mine, first_rule="symptom.log")
         else:
             return
